@@ -1,0 +1,148 @@
+# botjobs - build, test and run.
+#
+#   make            build bin/botjobs-producer, bin/botjobs-worker, bin/botjobsctl
+#   make deps       install what is missing (Debian packages, Kafka jars, Python test env)
+#   make test       deps -> build -> unit tests -> integration tests (real PostgreSQL + Kafka)
+#   make run        local stack in the foreground (Ctrl-C stops it); make up / make down
+#   make SANITIZE=1 ...   the same with ASan + UBSan (objects and binaries under build/san)
+#   make WERROR=1   warnings are errors (the default when CI is set)
+
+CC       ?= cc
+SANITIZE ?= 0
+ifdef CI
+WERROR   ?= 1
+endif
+WERROR   ?= 0
+
+ifeq ($(SANITIZE),1)
+VARIANT  := san
+else
+VARIANT  := rel
+endif
+B        := build/$(VARIANT)
+BINDIR   := $(if $(filter 1,$(SANITIZE)),$(B)/bin,bin)
+
+PKGS     := rdkafka jansson mujs libpq libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+            -Wvla -Wwrite-strings -Werror=implicit-function-declaration
+HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c17 $(WARN) $(HARDEN) -pthread -Icommon -I$(B)/gen $(PKG_CFLAGS)
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L
+LDFLAGS  += -pthread -Wl,-z,relro,-z,now
+LDLIBS   += $(PKG_LIBS) -lm
+ifeq ($(WERROR),1)
+CFLAGS   += -Werror
+endif
+ifeq ($(SANITIZE),1)
+CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+COMMON_SRC := $(wildcard common/*.c)
+PROD_SRC   := $(wildcard producer/*.c)
+WORK_SRC   := $(wildcard worker/*.c)
+CTL_SRC    := $(wildcard ctl/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+MIGRATIONS := $(sort $(wildcard schemas/sql/*.sql))
+
+obj = $(patsubst %.c,$(B)/%.o,$(1))
+LIBCOMMON  := $(B)/libcommon.a
+LIBWORKER  := $(B)/libworker.a
+GEN_MIGR   := $(B)/gen/cm_migrations_data.c
+
+PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobsctl
+UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps test unit integration up down run logs clean format format-check lint bench help
+all: $(PROGS)
+
+help:
+	@sed -n '3,10p' Makefile
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "CC $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(GEN_MIGR): $(MIGRATIONS) tools/embed-sql.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(B)/gen/cm_migrations_data.o: $(GEN_MIGR)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC)) $(B)/gen/cm_migrations_data.o
+	$(AR) rcs $@ $^
+
+# Everything of the worker but main(), so unit tests can link its modules.
+$(LIBWORKER): $(call obj,$(filter-out worker/main.c,$(WORK_SRC)))
+	$(AR) rcs $@ $^
+
+$(BINDIR)/botjobs-producer: $(call obj,$(PROD_SRC)) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/botjobs-worker: $(B)/worker/main.o $(LIBWORKER) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/botjobsctl: $(call obj,$(CTL_SRC)) $(LIBWORKER) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBWORKER) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+-include $(shell find build -name '*.d' 2>/dev/null)
+
+deps:
+	@bash scripts/deps.sh
+
+# Unit tests: Criterion binaries, each test in its own process.
+unit: $(UNITS)
+	@set -e; for t in $(UNITS); do echo "== $$t"; $$t --jobs=2; done
+
+# Integration tests: pytest starts its own PostgreSQL and Kafka on free ports.
+integration: $(PROGS)
+	BOTJOBS_BIN_DIR=$(abspath $(BINDIR)) .local/venv/bin/python -m pytest -v -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+up: deps all
+	@bash scripts/stack.sh up
+
+down:
+	@bash scripts/stack.sh down
+
+logs:
+	@bash scripts/stack.sh logs
+
+run: deps all
+	@bash scripts/stack.sh run
+
+bench: deps all
+	@bash bench/run $(BENCH_ARGS)
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common producer worker ctl tests -name '*.[ch]')
+
+format:
+	clang-format -i $(C_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(C_FILES)
+
+lint: $(GEN_MIGR)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
+		--std=c11 -Icommon --suppress=missingIncludeSystem common producer worker ctl
+	clang-tidy --quiet $(filter %.c,$(C_FILES)) -- $(CPPFLAGS) -std=c17 -Icommon -I$(B)/gen $(PKG_CFLAGS)
+
+clean:
+	rm -rf build bin
