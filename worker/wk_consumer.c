@@ -1,0 +1,374 @@
+/*
+ * wk_consumer.c - jobs topic -> PostgreSQL. See wk_consumer.h.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_pg.h"
+#include "cm_signal.h"
+#include "cm_time.h"
+#include "wk_consumer.h"
+#include "wk_kafka.h"
+#include "wk_metrics.h"
+#include "wk_store.h"
+
+#define BATCH_WINDOW_US 5000 /* after the first message, gather more for at most this long */
+
+struct wk_consumer {
+	struct wk_consumer_opts o;
+	rd_kafka_t *rk;
+	PGconn *conn;
+	pthread_t thread;
+	atomic_int stop;
+	atomic_int assigned; /* partitions currently assigned */
+	atomic_int db_ok;
+};
+
+static int stopping(struct wk_consumer *c)
+{
+	return atomic_load(&c->stop) || cm_signal_stopping();
+}
+
+int wk_consumer_ready(const struct wk_consumer *c, char *why, size_t why_size)
+{
+	if (!c || !atomic_load(&c->db_ok)) {
+		snprintf(why, why_size, "consumer: no database connection");
+		return 0;
+	}
+	return 1;
+}
+
+static void base64(const unsigned char *in, size_t n, char *out)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+		out[o++] = t[(v >> 18) & 63];
+		out[o++] = t[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? t[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+json_t *wk_deadletter_record(const rd_kafka_message_t *m, const char *reason, const char *worker_id)
+{
+	char at[CM_TIME_BUFSZ], ts[CM_TIME_BUFSZ];
+	rd_kafka_timestamp_type_t tt;
+	int64_t t = rd_kafka_message_timestamp(m, &tt);
+	json_t *o = json_pack("{si ss ss ss si sI ss ss}", "v", 1, "type", "deadletter", "reason", reason, "topic",
+			      rd_kafka_topic_name(m->rkt), "partition", (int)m->partition, "offset",
+			      (json_int_t)m->offset, "worker", worker_id, "at", cm_time_format(cm_time_now_us(), at));
+	if (t >= 0)
+		json_object_set_new(o, "timestamp", json_string(cm_time_format(t * 1000, ts)));
+	if (m->key) {
+		json_t *k = json_stringn(m->key, m->key_len);
+		json_object_set_new(o, "key", k ? k : json_null());
+	}
+	/* The original bytes: as text when they are UTF-8, else base64, so nothing is lost. */
+	json_t *orig = m->payload ? json_stringn(m->payload, m->len) : json_string("");
+	if (orig) {
+		json_object_set_new(o, "original", orig);
+	} else {
+		char *b = malloc(m->len / 3 * 4 + 8);
+		if (b) {
+			base64(m->payload, m->len, b);
+			json_object_set_new(o, "original_base64", json_string(b));
+			free(b);
+		}
+	}
+	return o;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct wk_consumer *c = opaque;
+	int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		cm_log_info("consumer: %d partition(s) assigned", parts->cnt);
+		if (cooperative) {
+			rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+			if (e)
+				rd_kafka_error_destroy(e);
+		} else {
+			rd_kafka_assign(rk, parts);
+		}
+		atomic_fetch_add(&c->assigned, parts->cnt);
+	} else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+		/* Nothing in hand to flush: batches are stored before the next poll serves this callback. */
+		cm_log_info("consumer: %d partition(s) revoked", parts->cnt);
+		if (cooperative) {
+			rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+			if (e)
+				rd_kafka_error_destroy(e);
+		} else {
+			rd_kafka_assign(rk, NULL);
+		}
+		atomic_fetch_sub(&c->assigned, parts->cnt);
+	} else {
+		cm_log_warn("consumer: rebalance error: %s", rd_kafka_err2str(err));
+		rd_kafka_assign(rk, NULL);
+		atomic_store(&c->assigned, 0);
+	}
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* Dead-letters the invalid messages and waits until Kafka has them. Retries until done or stopping. */
+static int deadletter(struct wk_consumer *c, rd_kafka_message_t **msgs, char **reasons, size_t n)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < n; i++)
+		count += reasons[i] != NULL;
+	if (count == 0)
+		return 0;
+	_Atomic int *status = calloc(n, sizeof(*status));
+	int pause = 100, rc = -1;
+	if (!status)
+		return -1;
+	while (!stopping(c)) {
+		for (size_t i = 0; i < n; i++) {
+			if (!reasons[i] || atomic_load(&status[i]) == WK_DR_OK)
+				continue;
+			json_t *rec = wk_deadletter_record(msgs[i], reasons[i], c->o.worker_id);
+			char *text = json_dumps(rec, JSON_COMPACT);
+			json_decref(rec);
+			char key[64];
+			snprintf(key, sizeof(key), "%.*s", msgs[i]->key ? (int)msgs[i]->key_len : 0,
+				 msgs[i]->key ? (const char *)msgs[i]->key : "");
+			wk_kafka_produce(c->o.producer, c->o.topics->deadletter, msgs[i]->key ? key : NULL, text,
+					 text ? strlen(text) : 0, &status[i]);
+			free(text);
+		}
+		size_t ok = 0;
+		wk_kafka_wait(c->o.producer, status, n, 30000);
+		for (size_t i = 0; i < n; i++)
+			ok += reasons[i] && atomic_load(&status[i]) == WK_DR_OK;
+		if (ok == count) {
+			rc = 0;
+			break;
+		}
+		cm_log_warn("consumer: dead-letter delivery failed for %zu message(s); retrying", count - ok);
+		sleep_ms(pause);
+		pause = pause < 5000 ? pause * 2 : pause;
+	}
+	free(status);
+	return rc;
+}
+
+static void store_offsets(struct wk_consumer *c, rd_kafka_message_t **msgs, size_t n)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_topic_partition_t *p =
+			rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
+		if (!p)
+			p = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(msgs[i]->rkt), msgs[i]->partition);
+		if (msgs[i]->offset + 1 > p->offset)
+			p->offset = msgs[i]->offset + 1;
+	}
+	rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
+	if (err)
+		cm_log_warn("consumer: storing offsets: %s (partition revoked meanwhile: it will be redelivered)",
+			    rd_kafka_err2str(err));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Validates, dead-letters, stores, then stores offsets. Returns -1 if the batch must be read again. */
+static int process(struct wk_consumer *c, rd_kafka_message_t **msgs, size_t n)
+{
+	struct cm_job *jobs = calloc(n, sizeof(*jobs));
+	struct cm_cancel *cancels = calloc(n, sizeof(*cancels));
+	char **reasons = calloc(n, sizeof(*reasons));
+	size_t nj = 0, nc = 0;
+	int rc = -1;
+	if (!jobs || !cancels || !reasons)
+		goto out;
+
+	for (size_t i = 0; i < n; i++) {
+		rd_kafka_message_t *m = msgs[i];
+		rd_kafka_timestamp_type_t tt;
+		int64_t ts = rd_kafka_message_timestamp(m, &tt);
+		int64_t ts_us = ts > 0 ? ts * 1000 : cm_time_now_us();
+		char err[600];
+		enum cm_command cmd;
+		if (cm_envelope_parse(m->payload ? m->payload : "", m->len, ts_us, c->o.limits, &cmd, &jobs[nj],
+				      &cancels[nc], err, sizeof(err)) == -1) {
+			char subj[200];
+			snprintf(subj, sizeof(subj), "%s[%d]@%" PRId64, rd_kafka_topic_name(m->rkt), (int)m->partition,
+				 (int64_t)m->offset);
+			cm_log_with(CM_LOG_WARN, "message", subj, "invalid message dead-lettered: %s", err);
+			reasons[i] = strdup(err);
+			cm_metric_add(&wk_m_deadlettered, 1);
+			continue;
+		}
+		if (cmd == CM_CMD_SCHEDULE)
+			nj++;
+		else
+			nc++;
+	}
+	if (deadletter(c, msgs, reasons, n) == -1)
+		goto out;
+
+	/* The database may be down: keep this batch and retry; offsets move only after the commit. */
+	int pause = 100;
+	for (;;) {
+		char err[1024];
+		int inserted = 0;
+		if (cm_pg_broken(c->conn) && cm_pg_reset(c->conn, err, sizeof(err)) == -1) {
+			atomic_store(&c->db_ok, 0);
+		} else if (wk_store_ingest(c->conn, jobs, nj, cancels, nc, c->o.events, &inserted, err, sizeof(err)) ==
+			   0) {
+			atomic_store(&c->db_ok, 1);
+			cm_metric_add(&wk_m_stored, inserted);
+			if ((size_t)inserted < nj)
+				cm_log_info("consumer: %zu redelivered job(s) were already stored", nj - (size_t)inserted);
+			break;
+		}
+		if (stopping(c)) {
+			cm_log_warn("consumer: stopping with %zu message(s) not stored; they will be redelivered", n);
+			goto out;
+		}
+		cm_log_warn("consumer: storing %zu job(s) failed, retrying in %d ms: %s", nj + nc, pause, err);
+		sleep_ms(pause);
+		pause = pause < 5000 ? pause * 2 : pause;
+	}
+	store_offsets(c, msgs, n);
+	rc = 0;
+out:
+	for (size_t i = 0; jobs && i < nj; i++)
+		cm_job_clear(&jobs[i]);
+	for (size_t i = 0; reasons && i < n; i++)
+		free(reasons[i]);
+	free(jobs);
+	free(cancels);
+	free(reasons);
+	return rc;
+}
+
+static void *consumer_main(void *arg)
+{
+	struct wk_consumer *c = arg;
+	rd_kafka_message_t **msgs = calloc((size_t)c->o.batch, sizeof(*msgs));
+	if (!msgs)
+		return NULL;
+	while (!stopping(c)) {
+		size_t n = 0;
+		int64_t window_end = 0;
+		while (n < (size_t)c->o.batch) {
+			int timeout = n == 0 ? 100 : 0;
+			if (n > 0) {
+				int64_t left = window_end - cm_time_mono_us();
+				if (left <= 0)
+					break;
+				timeout = (int)(left / 1000) + 1;
+			}
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
+			if (!m)
+				break;
+			if (m->err) {
+				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+					cm_log_warn("consumer: %s", rd_kafka_message_errstr(m));
+				rd_kafka_message_destroy(m);
+				continue;
+			}
+			cm_metric_add(&wk_m_consumed, 1);
+			if (n == 0)
+				window_end = cm_time_mono_us() + BATCH_WINDOW_US;
+			msgs[n++] = m;
+		}
+		if (n > 0 && process(c, msgs, n) == -1 && !stopping(c))
+			cm_log_warn("consumer: batch of %zu not stored; it will be redelivered", n);
+		for (size_t i = 0; i < n; i++)
+			rd_kafka_message_destroy(msgs[i]);
+	}
+	free(msgs);
+	return NULL;
+}
+
+struct wk_consumer *wk_consumer_start(const struct wk_consumer_opts *opts, char *errstr, size_t errstr_size)
+{
+	struct wk_consumer *c = calloc(1, sizeof(*c));
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *subs = NULL;
+	char err[512];
+	if (!c) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	c->o = *opts;
+	c->conn = cm_pg_connect(opts->pg_uri, "botjobs-worker:consumer", errstr, errstr_size);
+	if (!c->conn)
+		goto err;
+	atomic_store(&c->db_ok, 1);
+	conf = cm_kafka_conf_new(opts->brokers, opts->client_id, NULL, errstr, errstr_size);
+	if (!conf)
+		goto err;
+	/* Offsets are stored by hand after the database commit, and committed in the background. */
+	if (cm_kafka_conf_set(conf, "group.id", opts->group_id, errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) ==
+		    -1)
+		goto err;
+	for (size_t i = 0; opts->props && i < opts->props->n; i++)
+		if (cm_kafka_conf_set(conf, opts->props->key[i], opts->props->val[i], errstr, errstr_size) == -1)
+			goto err;
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, c);
+	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!c->rk) {
+		snprintf(errstr, errstr_size, "kafka consumer: %s", err);
+		goto err;
+	}
+	conf = NULL; /* now owned by rk */
+	rd_kafka_poll_set_consumer(c->rk);
+	subs = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(subs, opts->topics->jobs, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, subs);
+	rd_kafka_topic_partition_list_destroy(subs);
+	if (e) {
+		snprintf(errstr, errstr_size, "subscribe %s: %s", opts->topics->jobs, rd_kafka_err2str(e));
+		goto err;
+	}
+	if (pthread_create(&c->thread, NULL, consumer_main, c) != 0) {
+		snprintf(errstr, errstr_size, "cannot start the consumer thread");
+		goto err;
+	}
+	return c;
+err:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	if (c->rk)
+		rd_kafka_destroy(c->rk);
+	cm_pg_close(c->conn);
+	free(c);
+	return NULL;
+}
+
+void wk_consumer_stop(struct wk_consumer *c)
+{
+	if (!c)
+		return;
+	atomic_store(&c->stop, 1);
+	pthread_join(c->thread, NULL);
+	rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk); /* commits the stored offsets, leaves the group */
+	if (e)
+		cm_log_warn("consumer: close: %s", rd_kafka_err2str(e));
+	rd_kafka_destroy(c->rk);
+	cm_pg_close(c->conn);
+	free(c);
+}

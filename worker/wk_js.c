@@ -1,0 +1,907 @@
+/*
+ * wk_js.c - the bot JavaScript API on MuJS (SPEC §4), snapshot in, effects out. See wk_js.h.
+ *
+ * Each run gets a fresh js_State with a byte-capped allocator: out of memory becomes a JS error,
+ * and nothing of one run (or one bot) is visible to the next. The API keeps a working copy of the
+ * lead's attributes and tags, so reads see the run's own writes, and records every write as an effect.
+ */
+#include <math.h>
+#include <mujs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_id.h"
+#include "cm_job.h"
+#include "cm_js.h"
+#include "cm_time.h"
+#include "wk_js.h"
+
+const struct wk_js_limits wk_js_default_limits = {
+	.heap_max = 64u << 20,
+	.messages_max = 100,
+	.jobs_max = 100,
+	.log_max = 100,
+};
+
+#define MAX_DEPTH 64
+#define ALLOC_HDR 16
+
+struct run {
+	const json_t *req;
+	const struct wk_js_limits *lim;
+	size_t heap_used;
+	int oom;
+	/* working copies */
+	json_t *lead;      /* req.lead, borrowed (NULL when the job has no lead) */
+	json_t *attrs;     /* lead attributes */
+	json_t *tags;      /* lead tags, an array */
+	json_t *bot_attrs; /* bot attributes */
+	json_t *memory;
+	json_t *ticket; /* ticket data, NULL when no ticket */
+	/* effects */
+	json_t *lead_set, *lead_del, *tags_add, *tags_del, *status_name;
+	json_t *bot_set, *bot_del, *ticket_set;
+	json_t *messages, *jobs, *log;
+};
+
+/* ---- allocator: a byte cap per run ---- */
+
+static void *cap_alloc(void *ctx, void *ptr, int size)
+{
+	struct run *r = ctx;
+	size_t old = 0;
+	char *base = NULL;
+	if (ptr) {
+		base = (char *)ptr - ALLOC_HDR;
+		memcpy(&old, base, sizeof(old));
+	}
+	if (size <= 0) {
+		free(base);
+		r->heap_used -= old;
+		return NULL;
+	}
+	if (r->lim->heap_max && r->heap_used - old + (size_t)size > r->lim->heap_max) {
+		r->oom = 1;
+		return NULL;
+	}
+	char *n = realloc(base, (size_t)size + ALLOC_HDR);
+	if (!n)
+		return NULL;
+	size_t sz = (size_t)size;
+	memcpy(n, &sz, sizeof(sz));
+	r->heap_used = r->heap_used - old + sz;
+	return n + ALLOC_HDR;
+}
+
+/* ---- JSON <-> JS ---- */
+
+static void push_json(js_State *J, const json_t *v, int depth)
+{
+	if (depth > MAX_DEPTH)
+		js_rangeerror(J, "value nested more than %d levels deep", MAX_DEPTH);
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *x;
+		js_newobject(J);
+		json_object_foreach((json_t *)v, k, x)
+		{
+			push_json(J, x, depth + 1);
+			js_setproperty(J, -2, k);
+		}
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *x;
+		js_newarray(J);
+		json_array_foreach(v, i, x)
+		{
+			push_json(J, x, depth + 1);
+			js_setindex(J, -2, (int)i);
+		}
+		break;
+	}
+	case JSON_STRING:
+		js_pushlstring(J, json_string_value(v), (int)json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		js_pushnumber(J, (double)json_integer_value(v));
+		break;
+	case JSON_REAL:
+		js_pushnumber(J, json_real_value(v));
+		break;
+	case JSON_TRUE:
+		js_pushboolean(J, 1);
+		break;
+	case JSON_FALSE:
+		js_pushboolean(J, 0);
+		break;
+	default:
+		js_pushnull(J);
+	}
+}
+
+static void push_json_or_null(js_State *J, const json_t *v)
+{
+	if (v)
+		push_json(J, v, 0);
+	else
+		js_pushnull(J);
+}
+
+/* Converts the value at idx to JSON (a new reference). Functions and undefined become null. */
+static json_t *to_json(js_State *J, int idx, int depth)
+{
+	if (depth > MAX_DEPTH)
+		js_rangeerror(J, "value nested more than %d levels deep (or circular)", MAX_DEPTH);
+	if (idx < 0)
+		idx = js_gettop(J) + idx;
+	if (js_isundefined(J, idx) || js_isnull(J, idx) || js_iscallable(J, idx))
+		return json_null();
+	if (js_isboolean(J, idx))
+		return json_boolean(js_toboolean(J, idx));
+	if (js_isnumber(J, idx)) {
+		double d = js_tonumber(J, idx);
+		if (!isfinite(d))
+			return json_null();
+		if (d == floor(d) && fabs(d) < 9007199254740992.0)
+			return json_integer((json_int_t)d);
+		return json_real(d);
+	}
+	if (js_isstring(J, idx))
+		return json_string(js_tostring(J, idx));
+	if (js_isarray(J, idx)) {
+		json_t *a = json_array();
+		int n = js_getlength(J, idx);
+		for (int i = 0; i < n; i++) {
+			js_getindex(J, idx, i);
+			json_array_append_new(a, to_json(J, -1, depth + 1));
+			js_pop(J, 1);
+		}
+		return a;
+	}
+	if (js_isobject(J, idx)) {
+		if (js_isdateobject(J, idx)) {
+			js_getproperty(J, idx, "toISOString");
+			js_copy(J, idx);
+			js_call(J, 0);
+			json_t *s = json_string(js_tostring(J, -1));
+			js_pop(J, 1);
+			return s;
+		}
+		json_t *o = json_object();
+		js_pushiterator(J, idx, 1);
+		const char *k;
+		while ((k = js_nextiterator(J, -1))) {
+			js_getproperty(J, idx, k);
+			if (!js_isundefined(J, -1) && !js_iscallable(J, -1))
+				json_object_set_new(o, k, to_json(J, -1, depth + 1));
+			js_pop(J, 1);
+		}
+		js_pop(J, 1);
+		return o;
+	}
+	return json_string(js_tostring(J, idx));
+}
+
+/* ---- helpers ---- */
+
+static struct run *R(js_State *J)
+{
+	return js_getcontext(J);
+}
+
+static struct run *need_lead(js_State *J)
+{
+	struct run *r = R(J);
+	if (!r->lead)
+		js_error(J, "this job has no lead (schedule it with lead_id)");
+	return r;
+}
+
+static const char *arg_key(js_State *J, int i, const char *fn)
+{
+	if (!js_isstring(J, i) && !js_isnumber(J, i))
+		js_typeerror(J, "%s: the key must be a string", fn);
+	const char *k = js_tostring(J, i);
+	if (!*k)
+		js_typeerror(J, "%s: the key must not be empty", fn);
+	return k;
+}
+
+/* Metabot attributes are strings: what a script stores with setAttr it reads back as text. */
+static json_t *attr_value(js_State *J, int idx)
+{
+	if (js_isundefined(J, idx) || js_isnull(J, idx))
+		return json_null();
+	if (js_isstring(J, idx))
+		return json_string(js_tostring(J, idx));
+	if (js_isobject(J, idx) && !js_iscallable(J, idx))
+		return to_json(J, idx, 0);
+	return json_string(js_tostring(J, idx));
+}
+
+static void push_attr_text(js_State *J, const json_t *v)
+{
+	if (!v || json_is_null(v)) {
+		js_pushnull(J);
+	} else if (json_is_string(v)) {
+		js_pushlstring(J, json_string_value(v), (int)json_string_length(v));
+	} else {
+		char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		js_pushstring(J, s ? s : "");
+		free(s);
+	}
+}
+
+static void set_in(json_t *working, json_t *set, json_t *del, const char *k, json_t *v)
+{
+	json_object_set(working, k, v);
+	json_object_set_new(set, k, v);
+	json_object_del(del, k);
+}
+
+static void del_in(json_t *working, json_t *set, json_t *del, const char *k)
+{
+	json_object_del(working, k);
+	json_object_del(set, k);
+	json_object_set_new(del, k, json_true());
+}
+
+static int tag_index(const json_t *tags, const char *t)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(tags, i, x) if (strcmp(json_string_value(x), t) == 0) return (int)i;
+	return -1;
+}
+
+static void tag_add(struct run *r, const char *t)
+{
+	if (tag_index(r->tags, t) < 0)
+		json_array_append_new(r->tags, json_string(t));
+	json_object_del(r->tags_del, t);
+	json_object_set_new(r->tags_add, t, json_true());
+}
+
+static void tag_del(struct run *r, const char *t)
+{
+	int i = tag_index(r->tags, t);
+	if (i >= 0)
+		json_array_remove(r->tags, (size_t)i);
+	json_object_del(r->tags_add, t);
+	json_object_set_new(r->tags_del, t, json_true());
+}
+
+static void check_tag(js_State *J, const char *t, const char *fn)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n > 100 || strchr(t, ','))
+		js_typeerror(J, "%s: a tag is 1-100 characters without commas", fn);
+}
+
+/* Applies fn to each tag of an array or a "a,b" string argument. */
+static void each_tag(js_State *J, int idx, void (*fn)(struct run *, const char *), const char *name)
+{
+	struct run *r = need_lead(J);
+	if (js_isarray(J, idx)) {
+		int n = js_getlength(J, idx);
+		for (int i = 0; i < n; i++) {
+			js_getindex(J, idx, i);
+			const char *t = js_tostring(J, -1);
+			check_tag(J, t, name);
+			fn(r, t);
+			js_pop(J, 1);
+		}
+		return;
+	}
+	const char *s = js_tostring(J, idx);
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", s);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		while (*t == ' ')
+			t++;
+		size_t n = strlen(t);
+		while (n && t[n - 1] == ' ')
+			t[--n] = '\0';
+		if (!*t)
+			continue;
+		check_tag(J, t, name);
+		fn(r, t);
+	}
+}
+
+/* ---- lead ---- */
+
+static void L_getAttr(js_State *J)
+{
+	struct run *r = need_lead(J);
+	push_attr_text(J, json_object_get(r->attrs, arg_key(J, 1, "lead.getAttr")));
+}
+
+static void L_setAttr(js_State *J)
+{
+	struct run *r = need_lead(J);
+	const char *k = arg_key(J, 1, "lead.setAttr");
+	set_in(r->attrs, r->lead_set, r->lead_del, k, attr_value(J, 2));
+	js_pushundefined(J);
+}
+
+static void L_getAllAttr(js_State *J)
+{
+	push_json(J, need_lead(J)->attrs, 0);
+}
+
+static void L_isAttrExist(js_State *J)
+{
+	json_t *v = json_object_get(need_lead(J)->attrs, arg_key(J, 1, "lead.isAttrExist"));
+	js_pushboolean(J, v && !json_is_null(v));
+}
+
+static void L_deleteAttr(js_State *J)
+{
+	struct run *r = need_lead(J);
+	del_in(r->attrs, r->lead_set, r->lead_del, arg_key(J, 1, "lead.deleteAttr"));
+	js_pushundefined(J);
+}
+
+static double attr_number(js_State *J, const json_t *v, int integer)
+{
+	if (json_is_number(v))
+		return integer ? trunc(json_number_value(v)) : json_number_value(v);
+	if (!json_is_string(v))
+		return NAN;
+	const char *s = json_string_value(v);
+	char *end;
+	double d = integer ? (double)strtoll(s, &end, 10) : strtod(s, &end);
+	(void)J;
+	return end == s ? NAN : d;
+}
+
+static void L_getIntAttr(js_State *J)
+{
+	double d = attr_number(J, json_object_get(need_lead(J)->attrs, arg_key(J, 1, "lead.getIntAttr")), 1);
+	js_pushnumber(J, isnan(d) ? (js_isdefined(J, 2) ? js_tonumber(J, 2) : 0) : d);
+}
+
+static void L_getFloatAttr(js_State *J)
+{
+	double d = attr_number(J, json_object_get(need_lead(J)->attrs, arg_key(J, 1, "lead.getFloatAttr")), 0);
+	js_pushnumber(J, isnan(d) ? (js_isdefined(J, 2) ? js_tonumber(J, 2) : 0) : d);
+}
+
+static void L_getBoolAttr(js_State *J)
+{
+	json_t *v = json_object_get(need_lead(J)->attrs, arg_key(J, 1, "lead.getBoolAttr"));
+	int b = 0;
+	if (json_is_boolean(v))
+		b = json_is_true(v);
+	else if (json_is_number(v))
+		b = json_number_value(v) != 0;
+	else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		b = !strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on");
+	}
+	js_pushboolean(J, b);
+}
+
+static void L_getJsonAttr(js_State *J)
+{
+	json_t *v = json_object_get(need_lead(J)->attrs, arg_key(J, 1, "lead.getJsonAttr"));
+	if (json_is_string(v)) {
+		json_t *parsed = json_loads(json_string_value(v), JSON_DECODE_ANY, NULL);
+		push_json_or_null(J, parsed);
+		json_decref(parsed);
+	} else {
+		push_json_or_null(J, v);
+	}
+}
+
+static void L_setJsonAttr(js_State *J)
+{
+	struct run *r = need_lead(J);
+	const char *k = arg_key(J, 1, "lead.setJsonAttr");
+	set_in(r->attrs, r->lead_set, r->lead_del, k, to_json(J, 2, 0));
+	js_pushundefined(J);
+}
+
+static void L_getData(js_State *J)
+{
+	struct run *r = need_lead(J);
+	const char *k = arg_key(J, 1, "lead.getData");
+	if (!strcmp(k, "attributes") || !strcmp(k, "tags"))
+		push_json(J, !strcmp(k, "tags") ? r->tags : r->attrs, 0);
+	else
+		push_json_or_null(J, json_object_get(r->lead, k));
+}
+
+static void L_isTagExist(js_State *J)
+{
+	struct run *r = need_lead(J);
+	js_pushboolean(J, tag_index(r->tags, js_tostring(J, 1)) >= 0);
+}
+
+static void L_getAllTags(js_State *J)
+{
+	push_json(J, need_lead(J)->tags, 0);
+}
+
+static void L_addTag(js_State *J)
+{
+	struct run *r = need_lead(J);
+	const char *t = js_tostring(J, 1);
+	check_tag(J, t, "lead.addTag");
+	tag_add(r, t);
+	js_pushundefined(J);
+}
+
+static void L_addTags(js_State *J)
+{
+	each_tag(J, 1, tag_add, "lead.addTags");
+	js_pushundefined(J);
+}
+
+static void L_deleteTag(js_State *J)
+{
+	struct run *r = need_lead(J);
+	tag_del(r, js_tostring(J, 1));
+	js_pushundefined(J);
+}
+
+static void L_deleteTags(js_State *J)
+{
+	each_tag(J, 1, tag_del, "lead.deleteTags");
+	js_pushundefined(J);
+}
+
+static void L_getStatusId(js_State *J)
+{
+	push_json_or_null(J, json_object_get(need_lead(J)->lead, "status_id"));
+}
+
+static void L_setStatusByName(js_State *J)
+{
+	struct run *r = need_lead(J);
+	const char *name = arg_key(J, 1, "lead.setStatusByName");
+	json_decref(r->status_name);
+	r->status_name = json_string(name);
+	js_pushundefined(J);
+}
+
+/* ---- bot ---- */
+
+static void B_getAttr(js_State *J)
+{
+	push_attr_text(J, json_object_get(R(J)->bot_attrs, arg_key(J, 1, "bot.getAttr")));
+}
+
+static void B_setAttr(js_State *J)
+{
+	struct run *r = R(J);
+	const char *k = arg_key(J, 1, "bot.setAttr");
+	set_in(r->bot_attrs, r->bot_set, r->bot_del, k, attr_value(J, 2));
+	js_pushundefined(J);
+}
+
+static void B_getAllAttr(js_State *J)
+{
+	push_json(J, R(J)->bot_attrs, 0);
+}
+
+static void B_isAttrExist(js_State *J)
+{
+	json_t *v = json_object_get(R(J)->bot_attrs, arg_key(J, 1, "bot.isAttrExist"));
+	js_pushboolean(J, v && !json_is_null(v));
+}
+
+static void B_deleteAttr(js_State *J)
+{
+	struct run *r = R(J);
+	del_in(r->bot_attrs, r->bot_set, r->bot_del, arg_key(J, 1, "bot.deleteAttr"));
+	js_pushundefined(J);
+}
+
+static void B_getData(js_State *J)
+{
+	const json_t *bot = json_object_get(R(J)->req, "bot");
+	push_json_or_null(J, json_object_get(bot, arg_key(J, 1, "bot.getData")));
+}
+
+static void B_sendText(js_State *J)
+{
+	struct run *r = need_lead(J);
+	if (json_array_size(r->messages) >= r->lim->messages_max)
+		js_rangeerror(J, "sendText: at most %zu messages per run", r->lim->messages_max);
+	json_t *m = json_object();
+	json_object_set_new(m, "text", json_string(js_tostring(J, 1)));
+	json_array_append_new(r->messages, m);
+	js_pushundefined(J);
+}
+
+/* Validates a schedule request made from JavaScript with the API's own rules and records it. */
+static void schedule(js_State *J, json_t *params, const char *fn)
+{
+	struct run *r = R(J);
+	if (json_array_size(r->jobs) >= r->lim->jobs_max) {
+		json_decref(params);
+		js_rangeerror(J, "%s: at most %zu new jobs per run", fn, r->lim->jobs_max);
+	}
+	const json_t *ctx = json_object_get(r->req, "context");
+	json_t *errors = json_object();
+	struct cm_job job;
+	cm_job_init(&job);
+	struct cm_job_parse_ctx pc = {.now_us = cm_time_now_us(),
+				      .limits = &cm_job_default_limits,
+				      .unknown = CM_UNKNOWN_REJECT,
+				      .check_condition_compiles = 1};
+	int bad = cm_job_from_request(params, json_integer_value(json_object_get(ctx, "botId")), &pc, &job, errors);
+	json_decref(params);
+	if (bad || cm_uuid_v7(job.job_id) == -1) {
+		char line[600];
+		cm_errors_line(errors, line, sizeof(line));
+		json_decref(errors);
+		cm_job_clear(&job);
+		js_typeerror(J, "%s: %s", fn, line);
+	}
+	json_decref(errors);
+	json_t *env = cm_job_to_envelope(&job);
+	js_pushstring(J, job.job_id);
+	cm_job_clear(&job);
+	json_array_append_new(r->jobs, env);
+}
+
+static void B_scheduleJob(js_State *J)
+{
+	if (!js_isobject(J, 1))
+		js_typeerror(J, "bot.scheduleJob: expects an object of schedule fields");
+	schedule(J, to_json(J, 1, 0), "bot.scheduleJob");
+}
+
+static void B_scheduleScript(js_State *J)
+{
+	json_t *p = json_object();
+	json_object_set_new(p, "script_id", to_json(J, 1, 0));
+	if (js_isdefined(J, 2) && !js_isnull(J, 2))
+		json_object_set_new(p, "lead_id", to_json(J, 2, 0));
+	if (js_isdefined(J, 3) && !js_isnull(J, 3))
+		json_object_set_new(p, "ticket_id", to_json(J, 3, 0));
+	if (js_isobject(J, 4))
+		json_object_set_new(p, "script_request_params", to_json(J, 4, 0));
+	schedule(J, p, "bot.scheduleScript");
+}
+
+static void B_runTriggerByCodeForLead(js_State *J)
+{
+	json_t *p = json_object();
+	json_object_set_new(p, "trigger_code", json_string(js_tostring(J, 1)));
+	if (js_isdefined(J, 2) && !js_isnull(J, 2))
+		json_object_set_new(p, "lead_id", to_json(J, 2, 0));
+	if (js_isdefined(J, 3) && !js_isnull(J, 3))
+		json_object_set_new(p, "ticket_id", to_json(J, 3, 0));
+	schedule(J, p, "bot.runTriggerByCodeForLead");
+}
+
+/* ---- memory, ticket, request, console ---- */
+
+static void M_getAttr(js_State *J)
+{
+	push_json_or_null(J, json_object_get(R(J)->memory, arg_key(J, 1, "memory.getAttr")));
+}
+
+static void M_setAttr(js_State *J)
+{
+	json_object_set_new(R(J)->memory, arg_key(J, 1, "memory.setAttr"), to_json(J, 2, 0));
+	js_pushundefined(J);
+}
+
+static struct run *need_ticket(js_State *J)
+{
+	struct run *r = R(J);
+	if (!r->ticket)
+		js_error(J, "this job has no ticket (schedule it with ticket_id)");
+	return r;
+}
+
+static void T_getData(js_State *J)
+{
+	struct run *r = need_ticket(J);
+	const char *k = arg_key(J, 1, "ticket.getData");
+	if (!strcmp(k, "id"))
+		push_json_or_null(J, json_object_get(json_object_get(r->req, "ticket"), "id"));
+	else
+		push_json_or_null(J, json_object_get(r->ticket, k));
+}
+
+static void T_update(js_State *J)
+{
+	struct run *r = need_ticket(J);
+	if (!js_isobject(J, 1) || js_isarray(J, 1))
+		js_typeerror(J, "ticket.update: expects an object of fields");
+	json_t *f = to_json(J, 1, 0);
+	json_object_update(r->ticket, f);
+	json_object_update(r->ticket_set, f);
+	json_decref(f);
+	js_pushundefined(J);
+}
+
+static void Q_getParam(js_State *J)
+{
+	const json_t *params = json_object_get(R(J)->req, "params");
+	const json_t *v = json_object_get(params, js_tostring(J, 1));
+	if (v && !json_is_null(v))
+		push_json(J, v, 0);
+	else if (js_isdefined(J, 2))
+		js_copy(J, 2);
+	else
+		js_pushnull(J);
+}
+
+static void C_log(js_State *J)
+{
+	struct run *r = R(J);
+	char line[1024];
+	size_t off = 0;
+	for (int i = 1; i < js_gettop(J) && off < sizeof(line) - 1; i++)
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s", i > 1 ? " " : "", js_tostring(J, i));
+	if (json_array_size(r->log) < r->lim->log_max)
+		json_array_append_new(r->log, json_string(line));
+	js_pushundefined(J);
+}
+
+/* ---- set-up ---- */
+
+struct fn {
+	const char *name;
+	js_CFunction f;
+	int n;
+};
+
+static void def_object(js_State *J, const char *global, const struct fn *fns, size_t n)
+{
+	js_newobject(J);
+	for (size_t i = 0; i < n; i++) {
+		js_newcfunction(J, fns[i].f, fns[i].name, fns[i].n);
+		js_defproperty(J, -2, fns[i].name, JS_READONLY | JS_DONTENUM | JS_DONTCONF);
+	}
+	js_defglobal(J, global, JS_READONLY | JS_DONTENUM | JS_DONTCONF);
+}
+
+static void def_context(js_State *J, struct run *r)
+{
+	static const struct fn lead_fns[] = {
+		{"getAttr", L_getAttr, 1},	{"setAttr", L_setAttr, 2},
+		{"getAllAttr", L_getAllAttr, 0},	{"isAttrExist", L_isAttrExist, 1},
+		{"deleteAttr", L_deleteAttr, 1},	{"getIntAttr", L_getIntAttr, 2},
+		{"getFloatAttr", L_getFloatAttr, 2}, {"getBoolAttr", L_getBoolAttr, 1},
+		{"getJsonAttr", L_getJsonAttr, 1},   {"setJsonAttr", L_setJsonAttr, 2},
+		{"getData", L_getData, 1},		{"isTagExist", L_isTagExist, 1},
+		{"getAllTags", L_getAllTags, 0},	{"addTag", L_addTag, 1},
+		{"addTags", L_addTags, 1},		{"deleteTag", L_deleteTag, 1},
+		{"deleteTags", L_deleteTags, 1},	{"getStatusId", L_getStatusId, 0},
+		{"setStatusByName", L_setStatusByName, 1},
+	};
+	static const struct fn bot_fns[] = {
+		{"getAttr", B_getAttr, 1},
+		{"setAttr", B_setAttr, 2},
+		{"getAllAttr", B_getAllAttr, 0},
+		{"isAttrExist", B_isAttrExist, 1},
+		{"deleteAttr", B_deleteAttr, 1},
+		{"getData", B_getData, 1},
+		{"sendText", B_sendText, 1},
+		{"scheduleJob", B_scheduleJob, 1},
+		{"scheduleScript", B_scheduleScript, 4},
+		{"runTriggerByCodeForLead", B_runTriggerByCodeForLead, 3},
+	};
+	static const struct fn memory_fns[] = {{"getAttr", M_getAttr, 1}, {"setAttr", M_setAttr, 2}};
+	static const struct fn ticket_fns[] = {{"getData", T_getData, 1}, {"update", T_update, 1}};
+	static const struct fn cbc_fns[] = {{"sendText", B_sendText, 1}};
+	static const struct fn console_fns[] = {{"log", C_log, 1}};
+
+	def_object(J, "lead", lead_fns, CM_ARRAY_LEN(lead_fns));
+	def_object(J, "bot", bot_fns, CM_ARRAY_LEN(bot_fns));
+	def_object(J, "memory", memory_fns, CM_ARRAY_LEN(memory_fns));
+	def_object(J, "ticket", ticket_fns, CM_ARRAY_LEN(ticket_fns));
+	def_object(J, "CommonBotCommands", cbc_fns, CM_ARRAY_LEN(cbc_fns));
+	def_object(J, "console", console_fns, CM_ARRAY_LEN(console_fns));
+
+	js_newobject(J);
+	push_json(J, json_object_get(r->req, "params"), 0);
+	js_defproperty(J, -2, "json", JS_READONLY | JS_DONTCONF);
+	js_newcfunction(J, Q_getParam, "getParam", 2);
+	js_defproperty(J, -2, "getParam", JS_READONLY | JS_DONTENUM | JS_DONTCONF);
+	js_defglobal(J, "request", JS_READONLY | JS_DONTENUM | JS_DONTCONF);
+
+	const json_t *ctx = json_object_get(r->req, "context");
+	static const char *ids[] = {"botId", "leadId", "ticketId", "jobId"};
+	for (size_t i = 0; i < CM_ARRAY_LEN(ids); i++) {
+		push_json_or_null(J, json_object_get(ctx, ids[i]));
+		js_defglobal(J, ids[i], JS_READONLY | JS_DONTENUM | JS_DONTCONF);
+	}
+}
+
+/*
+ * Compiles body as a function and calls it. Returns 0 with the return value on the stack, or -1
+ * with errstr set. what names the code in errors ("condition", "trigger demo_echo").
+ */
+static int call_body(js_State *J, const char *body, const char *what, char *errstr, size_t errstr_size, int *line)
+{
+	js_getglobal(J, "Function");
+	js_pushundefined(J);
+	js_pushstring(J, body);
+	if (js_pcall(J, 1) == 0) {
+		js_pushundefined(J);
+		if (js_pcall(J, 0) == 0)
+			return 0;
+	}
+	char msg[1024];
+	cm_js_error_describe(J, body, msg, sizeof(msg), line);
+	snprintf(errstr, errstr_size, "%s, %s", what, msg);
+	js_pop(J, 1);
+	return -1;
+}
+
+static json_t *set_keys(const json_t *set)
+{
+	json_t *a = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)set, k, v) json_array_append_new(a, json_string(k));
+	return a;
+}
+
+static json_t *effects_json(struct run *r)
+{
+	json_t *e = json_object();
+	if (r->lead) {
+		json_t *l = json_object();
+		if (json_object_size(r->lead_set))
+			json_object_set(l, "set", r->lead_set);
+		if (json_object_size(r->lead_del))
+			json_object_set_new(l, "del", set_keys(r->lead_del));
+		if (json_object_size(r->tags_add))
+			json_object_set_new(l, "tags_add", set_keys(r->tags_add));
+		if (json_object_size(r->tags_del))
+			json_object_set_new(l, "tags_del", set_keys(r->tags_del));
+		if (r->status_name)
+			json_object_set(l, "status_name", r->status_name);
+		if (json_object_size(l))
+			json_object_set(e, "lead", l);
+		json_decref(l);
+	}
+	if (json_object_size(r->bot_set) || json_object_size(r->bot_del)) {
+		json_t *b = json_object();
+		if (json_object_size(r->bot_set))
+			json_object_set(b, "set", r->bot_set);
+		if (json_object_size(r->bot_del))
+			json_object_set_new(b, "del", set_keys(r->bot_del));
+		json_object_set_new(e, "bot", b);
+	}
+	if (json_object_size(r->ticket_set))
+		json_object_set_new(e, "ticket", json_pack("{sO}", "set", r->ticket_set));
+	if (json_array_size(r->messages))
+		json_object_set(e, "messages", r->messages);
+	if (json_array_size(r->jobs))
+		json_object_set(e, "jobs", r->jobs);
+	if (json_array_size(r->log))
+		json_object_set(e, "log", r->log);
+	return e;
+}
+
+static json_t *copy_or_new(const json_t *v, int array)
+{
+	if (array ? json_is_array(v) : json_is_object(v))
+		return json_deep_copy(v);
+	return array ? json_array() : json_object();
+}
+
+/* The condition's verdict: a function body whose return value decides; empty = true. */
+static int run_condition(js_State *J, const char *cond, const char *what, char *err, size_t errsz, int *line)
+{
+	if (!cond || !*cond)
+		return 1;
+	if (call_body(J, cond, what, err, errsz, line) == -1)
+		return -1;
+	int ok = js_toboolean(J, -1);
+	js_pop(J, 1);
+	return ok;
+}
+
+json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits)
+{
+	struct run r = {.req = req, .lim = limits ? limits : &wk_js_default_limits};
+	const json_t *lead = json_object_get(req, "lead");
+	r.lead = json_is_object(lead) ? (json_t *)lead : NULL;
+	r.attrs = copy_or_new(json_object_get(lead, "attributes"), 0);
+	r.tags = copy_or_new(json_object_get(lead, "tags"), 1);
+	r.bot_attrs = copy_or_new(json_object_get(json_object_get(req, "bot"), "attributes"), 0);
+	r.memory = json_object();
+	const json_t *ticket = json_object_get(req, "ticket");
+	r.ticket = json_is_object(ticket) ? copy_or_new(json_object_get(ticket, "data"), 0) : NULL;
+	r.lead_set = json_object(), r.lead_del = json_object(), r.tags_add = json_object(), r.tags_del = json_object();
+	r.bot_set = json_object(), r.bot_del = json_object(), r.ticket_set = json_object();
+	r.messages = json_array(), r.jobs = json_array(), r.log = json_array();
+
+	json_t *reply = json_object();
+	char err[1200] = "";
+	int line = 0;
+	const char *outcome = "failed";
+	const char *name = json_string_value(json_object_get(req, "name"));
+	if (!name)
+		name = "code";
+
+	js_State *J = js_newstate(cap_alloc, &r, 0);
+	if (!J) {
+		snprintf(err, sizeof(err), "%s: out of memory starting the interpreter", name);
+		goto done;
+	}
+	js_setcontext(J, &r);
+	if (js_try(J)) {
+		cm_js_error_describe(J, NULL, err, sizeof(err), &line);
+		js_pop(J, 1);
+		goto done;
+	}
+	def_context(J, &r);
+	js_endtry(J);
+
+	int ok = run_condition(J, json_string_value(json_object_get(req, "condition")), "condition", err, sizeof(err),
+			       &line);
+	if (ok == 0) {
+		outcome = "skipped";
+		goto done;
+	}
+	if (ok < 0)
+		goto done;
+	/* The job's own tag changes: remove_tags, then add_tags, before the target runs. */
+	const json_t *tags = json_object_get(req, "tags");
+	if (r.lead && tags) {
+		size_t i;
+		json_t *t;
+		json_array_foreach(json_object_get(tags, "remove"), i, t) tag_del(&r, json_string_value(t));
+		json_array_foreach(json_object_get(tags, "add"), i, t) tag_add(&r, json_string_value(t));
+	}
+	char what[300];
+	snprintf(what, sizeof(what), "%s condition", name);
+	ok = run_condition(J, json_string_value(json_object_get(req, "code_condition")), what, err, sizeof(err), &line);
+	if (ok == 0) {
+		outcome = "skipped";
+		goto done;
+	}
+	if (ok < 0)
+		goto done;
+	const char *code = json_string_value(json_object_get(req, "code"));
+	if (code && *code) {
+		if (call_body(J, code, name, err, sizeof(err), &line) == -1)
+			goto done;
+		if (js_try(J)) {
+			cm_js_error_describe(J, code, err, sizeof(err), &line);
+			js_pop(J, 1);
+			goto done;
+		}
+		if (!js_isundefined(J, -1))
+			json_object_set_new(reply, "result", to_json(J, -1, 0));
+		js_endtry(J);
+		js_pop(J, 1);
+	}
+	outcome = "done";
+	json_object_set_new(reply, "effects", effects_json(&r));
+done:
+	if (r.oom && strcmp(outcome, "failed") == 0 && !strstr(err, "out of memory"))
+		snprintf(err + strlen(err), sizeof(err) - strlen(err), " (memory cap of %zu bytes reached)",
+			 r.lim->heap_max);
+	json_object_set_new(reply, "outcome", json_string(outcome));
+	if (strcmp(outcome, "failed") == 0) {
+		json_object_set_new(reply, "error", json_string(err));
+		if (line > 0)
+			json_object_set_new(reply, "error_line", json_integer(line));
+	}
+	if (J)
+		js_freestate(J);
+	json_decref(r.attrs), json_decref(r.tags), json_decref(r.bot_attrs), json_decref(r.memory);
+	json_decref(r.ticket), json_decref(r.lead_set), json_decref(r.lead_del), json_decref(r.tags_add);
+	json_decref(r.tags_del), json_decref(r.status_name), json_decref(r.bot_set), json_decref(r.bot_del);
+	json_decref(r.ticket_set), json_decref(r.messages), json_decref(r.jobs), json_decref(r.log);
+	return reply;
+}

@@ -1,0 +1,50 @@
+/*
+ * wk_js.h - runs one unit of bot JavaScript with MuJS: a state snapshot in, a list of effects out.
+ *
+ * This is the code that runs *inside* a sandbox child (or in-process behind wk_runtime until the
+ * sandbox is used). It never touches the database, the network or files: everything it reads is in
+ * the request, everything it changes comes back as effects for the worker to apply in the run's
+ * transaction.
+ *
+ * Request (a JSON object, borrowed):
+ *   {"context":   {"botId":1, "leadId":2, "ticketId":null, "jobId":"…"},
+ *    "lead":      {"id":2, "name":"Ann", "channel":"telegram", "attributes":{…}, "tags":["a"], "status_id":null} | null,
+ *    "bot":       {"id":1, "name":"demo", "attributes":{…}},
+ *    "ticket":    {"id":7, "data":{…}} | null,
+ *    "params":    {…},                           script_request_params, seen as request.json
+ *    "condition": "return lead.getAttr('x') == 1;" | null,   the job's condition (a function body)
+ *    "tags":      {"remove":["a"], "add":["b"]},  the job's tag changes, after the condition
+ *    "code":      "lead.setAttr('echo', request.json.text);" | null,  the target (a function body)
+ *    "code_condition": "…" | null,               the target's own condition (triggers, broadcasts)
+ *    "name":      "trigger demo_echo"}            for error messages
+ *
+ * Reply (a new JSON object):
+ *   {"outcome": "done" | "skipped" | "failed",
+ *    "error": "trigger demo_echo, line 3: TypeError: …", "error_line": 3,    when failed
+ *    "result": <the code's return value, JSON> ,
+ *    "effects": {"lead":   {"set":{k:v}, "del":[k], "tags_add":[t], "tags_del":[t], "status_name":"…"},
+ *                "bot":    {"set":{k:v}, "del":[k]},
+ *                "ticket": {"set":{k:v}},
+ *                "messages": [{"text":"…"}],
+ *                "jobs":   [{…schedule request fields…}],
+ *                "log":    ["…"]}}
+ * A skipped or failed run carries no effects (nothing of it is applied).
+ */
+#ifndef WK_JS_H
+#define WK_JS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct wk_js_limits {
+	size_t heap_max;     /* bytes the MuJS allocator may hold, 0 = unlimited */
+	size_t messages_max; /* sendText calls per run */
+	size_t jobs_max;     /* scheduleJob calls per run */
+	size_t log_max;      /* log lines per run */
+};
+extern const struct wk_js_limits wk_js_default_limits;
+
+/* Runs the request. Never returns NULL except when out of memory outside MuJS. */
+json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * wk_outbox.c - outbox -> Kafka. See wk_outbox.h.
+ */
+#define _GNU_SOURCE /* ppoll */
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_pg.h"
+#include "cm_signal.h"
+#include "cm_time.h"
+#include "wk_kafka.h"
+#include "wk_metrics.h"
+#include "wk_outbox.h"
+
+#define RELAY_LOCK "7474420002" /* advisory lock key: who relays */
+
+struct wk_outbox {
+	struct wk_outbox_opts o;
+	PGconn *conn;
+	pthread_t thread;
+	atomic_int stop;
+	int leader;
+};
+
+static void wait_notify(struct wk_outbox *o, int ms)
+{
+	struct pollfd p = {.fd = PQsocket(o->conn), .events = POLLIN};
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	ppoll(&p, 1, &ts, NULL);
+	PQconsumeInput(o->conn);
+	PGnotify *n;
+	while ((n = PQnotifies(o->conn)))
+		PQfreemem(n);
+}
+
+/* One pass: relays up to batch rows. Returns rows relayed, or -1 on a database or Kafka failure. */
+static int relay_once(struct wk_outbox *o)
+{
+	char err[1024];
+	int rc = -1;
+	_Atomic int *status = NULL;
+	if (cm_pg_exec(o->conn, "BEGIN", err, sizeof(err)) == -1)
+		goto fail;
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%d", o->o.batch);
+	const char *p[] = {lim};
+	PGresult *r = cm_pg_query(o->conn,
+				  "SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::integer FOR UPDATE",
+				  1, p, err, sizeof(err));
+	if (!r)
+		goto rollback;
+	int n = PQntuples(r);
+	if (n == 0) {
+		PQclear(r);
+		cm_pg_exec_quiet(o->conn, "COMMIT");
+		return 0;
+	}
+	status = calloc((size_t)n, sizeof(*status));
+	if (!status) {
+		PQclear(r);
+		goto rollback;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *topic = strcmp(PQgetvalue(r, i, 1), "outbound") == 0 ? o->o.topics->outbound
+										  : o->o.topics->events;
+		const char *key = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
+		wk_kafka_produce(o->o.producer, topic, key, PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3),
+				 &status[i]);
+	}
+	wk_kafka_wait(o->o.producer, status, (size_t)n, 60000);
+	/* Delete what Kafka acknowledged, up to the first failure, so that order per key holds. */
+	json_t *ids = json_array();
+	int delivered = 0;
+	for (int i = 0; i < n && atomic_load(&status[i]) == WK_DR_OK; i++, delivered++)
+		json_array_append_new(ids, json_integer(strtoll(PQgetvalue(r, i, 0), NULL, 10)));
+	PQclear(r);
+	char *text = json_dumps(ids, JSON_COMPACT);
+	json_decref(ids);
+	const char *dp[] = {text};
+	int bad = delivered > 0 &&
+		  cm_pg_command(o->conn, "DELETE FROM outbox WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
+				1, dp, err, sizeof(err)) == -1;
+	free(text);
+	if (bad)
+		goto rollback;
+	if (cm_pg_exec(o->conn, "COMMIT", err, sizeof(err)) == -1)
+		goto fail;
+	cm_metric_add(&wk_m_outbox_relayed, delivered);
+	if (delivered < n) {
+		cm_log_warn("outbox: %d of %d message(s) not acknowledged by Kafka; they stay and are retried", n - delivered,
+			    n);
+		goto fail_nolog;
+	}
+	free(status);
+	return n;
+rollback:
+	cm_pg_exec_quiet(o->conn, "ROLLBACK");
+fail:
+	cm_log_warn("outbox: %s", err);
+fail_nolog:
+	free(status);
+	return rc;
+}
+
+static int become_leader(struct wk_outbox *o)
+{
+	char err[512];
+	PGresult *r = cm_pg_query(o->conn, "SELECT pg_try_advisory_lock(" RELAY_LOCK ")", 0, NULL, err, sizeof(err));
+	if (!r)
+		return 0;
+	int got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	if (got)
+		cm_log_info("outbox: this worker now relays the outbox");
+	return got;
+}
+
+static void *outbox_main(void *arg)
+{
+	struct wk_outbox *o = arg;
+	char err[512];
+	int pause = 100;
+	for (;;) {
+		int stop = atomic_load(&o->stop);
+		if (cm_pg_broken(o->conn)) {
+			o->leader = 0;
+			if (stop)
+				break;
+			if (cm_pg_reset(o->conn, err, sizeof(err)) == -1 ||
+			    cm_pg_exec(o->conn, "LISTEN botjobs_outbox", err, sizeof(err)) == -1) {
+				wait_notify(o, pause);
+				pause = pause < 5000 ? pause * 2 : pause;
+				continue;
+			}
+		}
+		if (!o->leader && !(o->leader = become_leader(o))) {
+			if (stop)
+				break;
+			wait_notify(o, 1000); /* standby: the leader's session ending frees the lock */
+			continue;
+		}
+		int n = relay_once(o);
+		if (n > 0) {
+			pause = 100;
+			continue; /* more may be waiting */
+		}
+		if (stop)
+			break; /* the last pass found nothing (or failed): done */
+		if (n < 0) {
+			wait_notify(o, pause);
+			pause = pause < 5000 ? pause * 2 : pause;
+		} else {
+			wait_notify(o, 100);
+		}
+	}
+	return NULL;
+}
+
+struct wk_outbox *wk_outbox_start(const struct wk_outbox_opts *opts, char *errstr, size_t errstr_size)
+{
+	struct wk_outbox *o = calloc(1, sizeof(*o));
+	if (!o) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	o->o = *opts;
+	o->conn = cm_pg_connect(opts->pg_uri, "botjobs-worker:outbox", errstr, errstr_size);
+	if (!o->conn || cm_pg_exec(o->conn, "LISTEN botjobs_outbox", errstr, errstr_size) == -1)
+		goto err;
+	if (pthread_create(&o->thread, NULL, outbox_main, o) != 0) {
+		snprintf(errstr, errstr_size, "cannot start the outbox thread");
+		goto err;
+	}
+	return o;
+err:
+	cm_pg_close(o->conn);
+	free(o);
+	return NULL;
+}
+
+void wk_outbox_stop(struct wk_outbox *o)
+{
+	if (!o)
+		return;
+	atomic_store(&o->stop, 1);
+	pthread_join(o->thread, NULL);
+	cm_pg_close(o->conn); /* ends the session: the advisory lock goes to a standby */
+	free(o);
+}

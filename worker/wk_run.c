@@ -1,0 +1,236 @@
+/*
+ * wk_run.c - load state, run the code, hand the results to wk_apply. See wk_run.h.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_pg.h"
+#include "cm_time.h"
+#include "wk_run.h"
+
+const char *wk_outcome_name(enum wk_outcome o)
+{
+	static const char *names[] = {"done", "failed", "skipped", "cancelled", "retry"};
+	return names[o];
+}
+
+/* Everything a run reads, in one round trip, as one JSON document. */
+static const char SNAPSHOT_SQL[] =
+	"SELECT json_build_object("
+	" 'bot', (SELECT json_build_object('id', b.id, 'name', b.name, 'business_id', b.business_id,"
+	"          'attributes', coalesce((SELECT jsonb_object_agg(a.key, a.value) FROM bot_attributes a"
+	"                                  WHERE a.bot_id = b.id), '{}'::jsonb))"
+	"         FROM bots b WHERE b.id = $1),"
+	" 'lead', (SELECT row_to_json(l) FROM (SELECT id, name, channel, attributes, tags, status_id, muted,"
+	"          created_at FROM leads WHERE bot_id = $1 AND id = $2) l),"
+	" 'ticket', (SELECT row_to_json(t) FROM (SELECT id, lead_id, data FROM tickets"
+	"            WHERE bot_id = $1 AND id = $3) t),"
+	" 'target', CASE $4"
+	"   WHEN 'trigger' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, condition, script_id, version"
+	"        FROM triggers WHERE bot_id = $1 AND (id = $5::bigint OR code = $6) LIMIT 1) t)"
+	"   WHEN 'script' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, version"
+	"        FROM scripts WHERE bot_id = $1 AND (id = $5::bigint OR code = $6) LIMIT 1) t)"
+	"   WHEN 'broadcast' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, condition, script_id, version"
+	"        FROM broadcasts WHERE bot_id = $1 AND (id = $5::bigint OR code = $6) LIMIT 1) t)"
+	"   END"
+	")::text";
+
+static void fail(struct wk_result *r, enum wk_outcome o, const char *fmt, ...) CM_PRINTF(3, 4);
+static void fail(struct wk_result *r, enum wk_outcome o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+	r->outcome = o;
+}
+
+static int load_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char *errstr, size_t errstr_size)
+{
+	const struct cm_job *j = &r->claimed->job;
+	char bot[24], lead[24], ticket[24], tid[24];
+	snprintf(bot, sizeof(bot), "%" PRId64, j->bot_id);
+	snprintf(lead, sizeof(lead), "%" PRId64, j->lead_id);
+	snprintf(ticket, sizeof(ticket), "%" PRId64, j->ticket_id);
+	snprintf(tid, sizeof(tid), "%" PRId64, j->target_id);
+	const char *p[] = {bot,
+			   j->lead_id ? lead : NULL,
+			   j->ticket_id ? ticket : NULL,
+			   j->kind != CM_TARGET_NONE ? cm_target_kind_name(j->kind) : NULL,
+			   j->target_id ? tid : NULL,
+			   j->target_code};
+	PGresult *res = cm_pg_query(ctx->conn, SNAPSHOT_SQL, 6, p, errstr, errstr_size);
+	if (!res)
+		return -1;
+	r->snapshot = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	PQclear(res);
+	if (!r->snapshot) {
+		snprintf(errstr, errstr_size, "snapshot is not JSON");
+		return -1;
+	}
+	return 0;
+}
+
+static const char *target_label(const struct cm_job *j, char *buf, size_t n)
+{
+	if (j->target_code)
+		snprintf(buf, n, "%s '%s'", cm_target_kind_name(j->kind), j->target_code);
+	else
+		snprintf(buf, n, "%s %" PRId64, cm_target_kind_name(j->kind), j->target_id);
+	return buf;
+}
+
+static json_t *tags_array(char **tags, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(tags[i]));
+	return a;
+}
+
+/* Builds the runtime request (wk_js.h) from the job and its snapshot; NULL when the run cannot start. */
+static json_t *build_request(struct wk_result *r)
+{
+	const struct cm_job *j = &r->claimed->job;
+	const json_t *snap = r->snapshot;
+	const json_t *bot = json_object_get(snap, "bot");
+	const json_t *lead = json_object_get(snap, "lead");
+	const json_t *ticket = json_object_get(snap, "ticket");
+	const json_t *target = json_object_get(snap, "target");
+	char label[300];
+
+	if (!json_is_object(bot)) {
+		fail(r, WK_FAILED, "bot %" PRId64 " does not exist", j->bot_id);
+		return NULL;
+	}
+	if (j->lead_id && !json_is_object(lead)) {
+		fail(r, WK_FAILED, "lead %" PRId64 " does not exist in bot %" PRId64, j->lead_id, j->bot_id);
+		return NULL;
+	}
+	if (json_is_true(json_object_get(lead, "muted"))) {
+		fail(r, WK_CANCELLED, "lead %" PRId64 " is muted", j->lead_id);
+		return NULL;
+	}
+	if (j->ticket_id && !json_is_object(ticket)) {
+		fail(r, WK_FAILED, "ticket %" PRId64 " does not exist in bot %" PRId64, j->ticket_id, j->bot_id);
+		return NULL;
+	}
+	if (j->kind != CM_TARGET_NONE && !json_is_object(target)) {
+		fail(r, WK_FAILED, "%s does not exist in bot %" PRId64, target_label(j, label, sizeof(label)), j->bot_id);
+		return NULL;
+	}
+	if (j->kind == CM_TARGET_SCRIPT || j->kind == CM_TARGET_BROADCAST) {
+		fail(r, WK_FAILED, "%s: running %ss is not implemented yet", target_label(j, label, sizeof(label)),
+		     cm_target_kind_name(j->kind));
+		return NULL;
+	}
+
+	json_t *req = json_object();
+	json_object_set_new(req, "context",
+			    json_pack("{sI so so ss}", "botId", (json_int_t)j->bot_id, "leadId",
+				      j->lead_id ? json_integer(j->lead_id) : json_null(), "ticketId",
+				      j->ticket_id ? json_integer(j->ticket_id) : json_null(), "jobId", j->job_id));
+	json_object_set(req, "bot", (json_t *)bot);
+	if (json_is_object(lead))
+		json_object_set(req, "lead", (json_t *)lead);
+	if (json_is_object(ticket))
+		json_object_set(req, "ticket", (json_t *)ticket);
+	json_object_set(req, "params", j->params ? j->params : json_object());
+	if (j->condition)
+		json_object_set_new(req, "condition", json_string(j->condition));
+	json_object_set_new(req, "tags",
+			    json_pack("{soso}", "remove", tags_array(j->remove_tags, j->n_remove_tags), "add",
+				      tags_array(j->add_tags, j->n_add_tags)));
+	if (json_is_object(target)) {
+		json_object_set(req, "code", json_object_get(target, "body"));
+		json_object_set(req, "code_condition", json_object_get(target, "condition"));
+	}
+	json_object_set_new(req, "name", json_string(target_label(j, label, sizeof(label))));
+	return req;
+}
+
+/* A trigger with a script to launch: the script runs as its own job, right after this one. */
+static void launch_script(struct wk_result *r)
+{
+	const json_t *target = json_object_get(r->snapshot, "target");
+	json_t *sid = json_object_get(target, "script_id");
+	const struct cm_job *j = &r->claimed->job;
+	if (r->claimed->job.kind != CM_TARGET_TRIGGER || !json_is_integer(sid) || !j->lead_id)
+		return;
+	struct cm_job s;
+	cm_job_init(&s);
+	if (cm_uuid_v7(s.job_id) == -1)
+		return;
+	s.bot_id = j->bot_id;
+	s.lead_id = j->lead_id;
+	s.ticket_id = j->ticket_id;
+	s.kind = CM_TARGET_SCRIPT;
+	s.target_id = json_integer_value(sid);
+	s.due_us = cm_time_now_us();
+	s.accepted_us = s.due_us;
+	s.params = json_incref(j->params);
+	json_t *effects = json_object_get(r->reply, "effects");
+	json_t *jobs = json_object_get(effects, "jobs");
+	if (!jobs) {
+		jobs = json_array();
+		json_object_set_new(effects, "jobs", jobs);
+	}
+	json_array_append_new(jobs, cm_job_to_envelope(&s));
+	cm_job_clear(&s);
+}
+
+static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
+{
+	char err[512];
+	r->started_us = cm_time_now_us();
+	if (load_snapshot(ctx, r, err, sizeof(err)) == -1) {
+		fail(r, WK_RETRY, "loading state: %s", err);
+		goto out;
+	}
+	json_t *req = build_request(r);
+	if (!req)
+		goto out;
+	r->reply = wk_runtime_run(ctx->rt, req, err, sizeof(err));
+	json_decref(req);
+	if (!r->reply) {
+		fail(r, WK_RETRY, "%s", err);
+		goto out;
+	}
+	const char *outcome = json_string_value(json_object_get(r->reply, "outcome"));
+	if (outcome && strcmp(outcome, "done") == 0) {
+		r->outcome = WK_DONE;
+		launch_script(r);
+	} else if (outcome && strcmp(outcome, "skipped") == 0) {
+		r->outcome = WK_SKIPPED;
+	} else {
+		const char *e = json_string_value(json_object_get(r->reply, "error"));
+		fail(r, WK_FAILED, "%s", e ? e : "the run failed");
+		r->error_line = (int)json_integer_value(json_object_get(r->reply, "error_line"));
+	}
+out:
+	r->finished_us = cm_time_now_us();
+}
+
+int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n, char *errstr, size_t errstr_size)
+{
+	struct wk_result *res = calloc(n, sizeof(*res));
+	if (!res) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		res[i].claimed = &jobs[i];
+		run_one(ctx, &res[i]);
+	}
+	int rc = wk_apply_results(ctx, res, n, errstr, errstr_size);
+	for (size_t i = 0; i < n; i++) {
+		json_decref(res[i].reply);
+		json_decref(res[i].snapshot);
+	}
+	free(res);
+	return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * wk_run.h - one batch of claimed jobs: load each job's state, run its code, and commit the outcomes
+ * and effects of the whole batch in one transaction (wk_apply.c).
+ *
+ * A run (SPEC §3): load lead/ticket/bot state -> condition_script_code (false = skipped) ->
+ * remove_tags, add_tags -> the target -> effects committed with the job's completion, a job_runs
+ * row, events and outbound messages (through the outbox). A run whose lease was lost commits nothing.
+ */
+#ifndef WK_RUN_H
+#define WK_RUN_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+#include "cm_compiler.h"
+#include "wk_runtime.h"
+#include "wk_store.h"
+
+struct wk_run_ctx {
+	PGconn *conn;            /* borrowed */
+	struct wk_runtime *rt;   /* borrowed */
+	const char *worker_id;   /* lease owner */
+	int events;              /* write job lifecycle events */
+	int max_attempts;        /* infrastructure retries before a job fails */
+	int retry_base_ms;       /* first retry delay; doubles per attempt, with jitter */
+};
+
+enum wk_outcome { WK_DONE, WK_FAILED, WK_SKIPPED, WK_CANCELLED, WK_RETRY };
+
+struct wk_result {
+	struct wk_claimed *claimed; /* borrowed */
+	enum wk_outcome outcome;
+	char error[1200];
+	int error_line;
+	json_t *reply;    /* the runtime's reply, owned (NULL unless the code ran) */
+	json_t *snapshot; /* the loaded state, owned */
+	int64_t started_us, finished_us;
+};
+
+const char *wk_outcome_name(enum wk_outcome o);
+
+/* Runs and completes jobs[0..n). Returns how many were committed, or -1 when the transaction failed
+ * (the jobs stay leased and run again when their lease expires; nothing of them was committed). */
+int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n, char *errstr,
+		 size_t errstr_size) CM_MUSTCHECK;
+
+/* wk_apply.c: commits results (one transaction, a savepoint per job). Returns committed count or -1. */
+int wk_apply_results(const struct wk_run_ctx *ctx, struct wk_result *res, size_t n, char *errstr,
+		     size_t errstr_size) CM_MUSTCHECK;
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * wk_runtime.h - where bot JavaScript runs: the worker asks, the runtime answers.
+ *
+ * The contract is wk_js.h's request/reply (a state snapshot in, effects out). Implementations:
+ * in-process (MuJS called on the worker's own thread: fast, but a runaway script stalls the thread)
+ * and the sandbox pool (pre-forked, locked-down children; see wk_sandbox.h when it lands). Callers
+ * do not know which one they use.
+ */
+#ifndef WK_RUNTIME_H
+#define WK_RUNTIME_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include "cm_compiler.h"
+#include "wk_js.h"
+
+struct wk_runtime_opts {
+	struct wk_js_limits js; /* per-run limits */
+	int timeout_ms;         /* wall-clock limit of one run (sandbox only) */
+};
+
+struct wk_runtime;
+
+struct wk_runtime *wk_runtime_new(const struct wk_runtime_opts *opts, char *errstr, size_t errstr_size) CM_MUSTCHECK;
+void wk_runtime_free(struct wk_runtime *rt); /* NULL-safe */
+
+/*
+ * Runs one request (borrowed) and returns the reply (new reference, see wk_js.h). A reply with
+ * outcome "failed" is a script error: the run failed. NULL means the runtime itself failed
+ * (errstr set): an infrastructure error, and the run should be retried.
+ * One caller at a time per runtime.
+ */
+json_t *wk_runtime_run(struct wk_runtime *rt, const json_t *req, char *errstr, size_t errstr_size) CM_MUSTCHECK;
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * wk_sched.c - the due-time loop. See wk_sched.h.
+ *
+ * Precision: the thread sleeps in ppoll() on its PostgreSQL socket until the next due time (timer
+ * slack set to 1 ns), so it wakes at that time or when a NOTIFY says an earlier job was stored.
+ * There is no fixed poll interval; the 100 ms cap on one sleep only bounds how long a stop request
+ * waits.
+ */
+#define _GNU_SOURCE /* ppoll */
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "cm_log.h"
+#include "cm_pg.h"
+#include "cm_signal.h"
+#include "cm_time.h"
+#include "wk_metrics.h"
+#include "wk_run.h"
+#include "wk_sched.h"
+#include "wk_store.h"
+
+#define MAX_SLEEP_US 100000
+#define RECHECK_US 1000000 /* re-read the next due time at least this often (clock changes, lost NOTIFY) */
+
+struct wk_sched {
+	struct wk_sched_opts o;
+	pthread_t thread;
+	PGconn *conn;
+	struct wk_runtime *rt;
+	atomic_int stop;
+	atomic_int ready;
+};
+
+int wk_sched_ready(const struct wk_sched *s)
+{
+	return s && atomic_load(&s->ready);
+}
+
+static int stopping(struct wk_sched *s)
+{
+	return atomic_load(&s->stop) || cm_signal_stopping();
+}
+
+static int listen_jobs(PGconn *c, char *errstr, size_t errstr_size)
+{
+	return cm_pg_exec(c, "LISTEN " WK_NOTIFY_JOBS, errstr, errstr_size);
+}
+
+/* Reconnects after a lost connection, with a growing pause; returns when connected or stopping. */
+static void reconnect(struct wk_sched *s)
+{
+	char err[512];
+	int pause_ms = 100;
+	atomic_store(&s->ready, 0);
+	while (!stopping(s)) {
+		if (cm_pg_reset(s->conn, err, sizeof(err)) == 0 && listen_jobs(s->conn, err, sizeof(err)) == 0) {
+			cm_log_info("scheduler: database connection restored");
+			atomic_store(&s->ready, 1);
+			return;
+		}
+		cm_log_warn("scheduler: database unavailable, retrying in %d ms: %s", pause_ms, err);
+		struct timespec ts = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000};
+		nanosleep(&ts, NULL);
+		if (pause_ms < 5000)
+			pause_ms *= 2;
+	}
+}
+
+/*
+ * Sleeps until until_us (wall clock) or a notification. A "d:<µs>" payload lowers *next_due; any
+ * other payload asks for *requery. Returns -1 when the connection broke.
+ */
+static int wait_until(struct wk_sched *s, int64_t until_us, int64_t *next_due, int *requery)
+{
+	int64_t wait = until_us - cm_time_now_us();
+	if (wait > MAX_SLEEP_US)
+		wait = MAX_SLEEP_US;
+	if (wait > 0) {
+		struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN};
+		struct timespec ts = {(time_t)(wait / 1000000), (long)(wait % 1000000) * 1000};
+		ppoll(&p, 1, &ts, NULL);
+	}
+	if (!PQconsumeInput(s->conn))
+		return -1;
+	PGnotify *n;
+	while ((n = PQnotifies(s->conn))) {
+		if (n->extra[0] == 'd' && n->extra[1] == ':') {
+			int64_t due = strtoll(n->extra + 2, NULL, 10);
+			if (due < *next_due)
+				*next_due = due;
+		} else {
+			*requery = 1;
+		}
+		PQfreemem(n);
+	}
+	return 0;
+}
+
+static void *sched_main(void *arg)
+{
+	struct wk_sched *s = arg;
+	char err[1024];
+	int64_t next_due = 0, last_query = 0, last_reap = 0;
+	int requery = 1, empty_claims = 0;
+	struct wk_run_ctx ctx = {.conn = s->conn,
+				 .rt = s->rt,
+				 .worker_id = s->o.worker_id,
+				 .events = s->o.events,
+				 .max_attempts = s->o.max_attempts,
+				 .retry_base_ms = s->o.retry_base_ms};
+
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* wake on time, not up to 50 µs late */
+	while (!stopping(s)) {
+		int64_t now = cm_time_now_us();
+		if (cm_pg_broken(s->conn)) {
+			reconnect(s);
+			requery = 1;
+			continue;
+		}
+		if (now - last_reap > (int64_t)s->o.lease_sec * CM_US_PER_SEC / 3) {
+			int n = 0;
+			if (wk_store_reap(s->conn, s->o.max_attempts, &n, err, sizeof(err)) == -1)
+				cm_log_warn("scheduler: reaping leases: %s", err);
+			else if (n > 0) {
+				cm_metric_add(&wk_m_leases_reaped, n);
+				requery = 1;
+			}
+			last_reap = now;
+		}
+		if (requery || now - last_query > RECHECK_US) {
+			if (wk_store_next_due(s->conn, &next_due, err, sizeof(err)) == -1) {
+				cm_log_warn("scheduler: next due time: %s", err);
+				next_due = now + MAX_SLEEP_US;
+			}
+			requery = 0;
+			last_query = now;
+		}
+		if (next_due <= now) {
+			struct wk_claimed *jobs = NULL;
+			size_t n = 0;
+			if (wk_store_claim(s->conn, s->o.worker_id, s->o.lease_sec, (size_t)s->o.batch, s->o.events, &jobs,
+					   &n, err, sizeof(err)) == -1) {
+				cm_log_warn("scheduler: claim: %s", err);
+				wait_until(s, now + 50000, &next_due, &requery);
+				requery = 1;
+				continue;
+			}
+			if (n > 0) {
+				empty_claims = 0;
+				cm_metric_observe(&wk_m_claim_batch, (double)n);
+				if (wk_run_batch(&ctx, jobs, n, err, sizeof(err)) == -1)
+					cm_log_warn("scheduler: completing %zu runs failed, they run again after their "
+						    "lease: %s",
+						    n, err);
+				wk_claimed_free(jobs, n);
+				requery = 1;
+				continue;
+			}
+			/* Someone else took it, or it waits behind its lead's running job: look again, gently. */
+			requery = 1;
+			if (++empty_claims > 1)
+				if (wait_until(s, now + 10000, &next_due, &requery) == -1)
+					continue;
+			continue;
+		}
+		if (wait_until(s, next_due, &next_due, &requery) == -1)
+			continue; /* broken connection: reconnect at the top */
+	}
+	atomic_store(&s->ready, 0);
+	return NULL;
+}
+
+struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, size_t errstr_size)
+{
+	struct wk_sched *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	s->o = *opts;
+	s->conn = cm_pg_connect(opts->pg_uri, "botjobs-worker:scheduler", errstr, errstr_size);
+	if (!s->conn)
+		goto err;
+	if (listen_jobs(s->conn, errstr, errstr_size) == -1)
+		goto err;
+	s->rt = wk_runtime_new(&opts->runtime, errstr, errstr_size);
+	if (!s->rt)
+		goto err;
+	atomic_store(&s->ready, 1);
+	if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
+		snprintf(errstr, errstr_size, "cannot start the scheduler thread");
+		goto err;
+	}
+	return s;
+err:
+	wk_runtime_free(s->rt);
+	cm_pg_close(s->conn);
+	free(s);
+	return NULL;
+}
+
+void wk_sched_stop(struct wk_sched *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop, 1);
+	pthread_join(s->thread, NULL);
+	wk_runtime_free(s->rt);
+	cm_pg_close(s->conn);
+	free(s);
+}

@@ -1,0 +1,293 @@
+/*
+ * wk_store.c - jobs in PostgreSQL. See wk_store.h.
+ *
+ * Batches travel as one jsonb parameter (jsonb_to_recordset): one round trip per batch, and no
+ * hand-made array literals to escape.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_pg.h"
+#include "cm_time.h"
+#include "wk_store.h"
+
+void wk_claimed_free(struct wk_claimed *c, size_t n)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < n; i++)
+		cm_job_clear(&c[i].job);
+	free(c);
+}
+
+/* The envelope's fields as the columns of jobs (target_kind/target_id/target_code from *_id/_code). */
+static const char INSERT_SQL[] =
+	"WITH input AS ("
+	"  SELECT x.*, CASE WHEN x.script_id IS NOT NULL OR x.script_code IS NOT NULL THEN 'script'"
+	"                   WHEN x.trigger_id IS NOT NULL OR x.trigger_code IS NOT NULL THEN 'trigger'"
+	"                   WHEN x.broadcast_id IS NOT NULL OR x.broadcast_code IS NOT NULL THEN 'broadcast' END AS kind"
+	"  FROM jsonb_to_recordset($1::jsonb) AS x(job_id uuid, bot_id bigint, lead_id bigint, ticket_id bigint,"
+	"       script_id bigint, script_code text, trigger_id bigint, trigger_code text, broadcast_id bigint,"
+	"       broadcast_code text, due_at timestamptz, is_periodic boolean, repeat_interval_sec integer,"
+	"       condition_script_code text, script_request_params jsonb, add_tags jsonb, remove_tags jsonb,"
+	"       accepted_at timestamptz, request_hash text)"
+	"), ins AS ("
+	"  INSERT INTO jobs (job_id, bot_id, lead_id, ticket_id, target_kind, target_id, target_code, due_at,"
+	"                    period_sec, condition, params, add_tags, remove_tags, accepted_at, request_hash)"
+	"  SELECT job_id, bot_id, lead_id, ticket_id, kind, coalesce(script_id, trigger_id, broadcast_id),"
+	"         coalesce(script_code, trigger_code, broadcast_code), due_at,"
+	"         CASE WHEN is_periodic THEN repeat_interval_sec END, condition_script_code,"
+	"         coalesce(script_request_params, '{}'),"
+	"         ARRAY(SELECT jsonb_array_elements_text(coalesce(add_tags, '[]'))),"
+	"         ARRAY(SELECT jsonb_array_elements_text(coalesce(remove_tags, '[]'))), accepted_at, request_hash"
+	"  FROM input"
+	"  ON CONFLICT (job_id) DO NOTHING"
+	"  RETURNING job_id, bot_id, lead_id, due_at, period_sec"
+	"), ev AS ("
+	"  INSERT INTO outbox (topic, key, payload)"
+	"  SELECT 'events', bot_id || ':' || coalesce(lead_id::text, '-'),"
+	"         jsonb_build_object('v', 1, 'type', 'job.scheduled', 'job_id', job_id, 'bot_id', bot_id,"
+	"                            'lead_id', lead_id, 'due_at', due_at, 'is_periodic', period_sec IS NOT NULL,"
+	"                            'at', clock_timestamp())"
+	"  FROM ins WHERE $2::boolean"
+	")"
+	"SELECT count(*), coalesce((extract(epoch FROM min(due_at)) * 1000000)::bigint, 9223372036854775807) FROM ins";
+
+static const char CANCEL_SQL[] =
+	"INSERT INTO jobs AS j (job_id, bot_id, lead_id, due_at, state, last_error)"
+	" SELECT job_id, bot_id, lead_id, clock_timestamp(), 'cancelled', 'cancelled before it was stored'"
+	" FROM jsonb_to_recordset($1::jsonb) AS x(job_id uuid, bot_id bigint, lead_id bigint)"
+	" ON CONFLICT (job_id) DO UPDATE SET"
+	"   state = CASE WHEN j.state = 'scheduled' THEN 'cancelled' ELSE j.state END,"
+	"   cancel_requested = j.cancel_requested OR j.state = 'running',"
+	"   updated_at = now()"
+	" WHERE j.bot_id = EXCLUDED.bot_id AND j.state IN ('scheduled', 'running')";
+
+int wk_store_insert_envelopes(PGconn *c, const json_t *envelopes, int events, int *inserted, int64_t *min_due_us,
+			      char *errstr, size_t errstr_size)
+{
+	*inserted = 0;
+	*min_due_us = INT64_MAX;
+	if (json_array_size(envelopes) == 0)
+		return 0;
+	char *text = json_dumps(envelopes, JSON_COMPACT);
+	if (!text) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	const char *p[] = {text, events ? "true" : "false"};
+	PGresult *r = cm_pg_query(c, INSERT_SQL, 2, p, errstr, errstr_size);
+	free(text);
+	if (!r)
+		return -1;
+	*inserted = atoi(PQgetvalue(r, 0, 0));
+	*min_due_us = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+int wk_store_ingest(PGconn *c, const struct cm_job *jobs, size_t njobs, const struct cm_cancel *cancels,
+		    size_t ncancels, int events, int *inserted, char *errstr, size_t errstr_size)
+{
+	json_t *envs = json_array(), *cans = json_array();
+	int64_t min_due = INT64_MAX;
+	int rc = -1;
+	*inserted = 0;
+	for (size_t i = 0; i < njobs; i++)
+		json_array_append_new(envs, cm_job_to_envelope(&jobs[i]));
+	for (size_t i = 0; i < ncancels; i++)
+		json_array_append_new(cans, cm_cancel_to_envelope(&cancels[i]));
+
+	if (cm_pg_exec(c, "BEGIN", errstr, errstr_size) == -1)
+		goto out;
+	if (wk_store_insert_envelopes(c, envs, events, inserted, &min_due, errstr, errstr_size) == -1)
+		goto rollback;
+	if (ncancels) {
+		char *text = json_dumps(cans, JSON_COMPACT);
+		const char *p[] = {text};
+		int r = cm_pg_command(c, CANCEL_SQL, 1, p, errstr, errstr_size);
+		free(text);
+		if (r == -1)
+			goto rollback;
+	}
+	if (*inserted > 0) {
+		char due[32];
+		snprintf(due, sizeof(due), "d:%" PRId64, min_due);
+		const char *p[] = {WK_NOTIFY_JOBS, due};
+		if (cm_pg_command(c, "SELECT pg_notify($1, $2)", 2, p, errstr, errstr_size) == -1)
+			goto rollback;
+	}
+	if (cm_pg_exec(c, "COMMIT", errstr, errstr_size) == -1)
+		goto out;
+	rc = 0;
+	goto out;
+rollback:
+	cm_pg_exec_quiet(c, "ROLLBACK");
+out:
+	json_decref(envs);
+	json_decref(cans);
+	return rc;
+}
+
+/* A lead's earliest pending job is its head; only heads run, so one lead's runs are sequential. */
+#define IS_LEAD_HEAD                                                                                            \
+	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"              \
+	"   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id))"
+
+int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_size)
+{
+	PGresult *r = cm_pg_query(c,
+				  "SELECT (extract(epoch FROM j.due_at) * 1000000)::bigint FROM jobs j"
+				  " WHERE j.state = 'scheduled' AND" IS_LEAD_HEAD " ORDER BY j.due_at LIMIT 1",
+				  0, NULL, errstr, errstr_size);
+	if (!r)
+		return -1;
+	*due_us = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : INT64_MAX;
+	PQclear(r);
+	return 0;
+}
+
+static const char CLAIM_SQL[] =
+	"WITH c AS ("
+	"  SELECT j.job_id FROM jobs j"
+	"  WHERE j.state = 'scheduled' AND j.due_at <= clock_timestamp() AND" IS_LEAD_HEAD
+	"  ORDER BY j.due_at LIMIT $3 FOR UPDATE SKIP LOCKED"
+	"), u AS ("
+	"  UPDATE jobs j SET state = 'running', lease_owner = $1,"
+	"         lease_until = clock_timestamp() + make_interval(secs => $2::integer),"
+	"         attempts = j.attempts + 1, updated_at = now()"
+	"  FROM c WHERE j.job_id = c.job_id"
+	"  RETURNING j.*"
+	"), ev AS ("
+	"  INSERT INTO outbox (topic, key, payload)"
+	"  SELECT 'events', u.bot_id || ':' || coalesce(u.lead_id::text, '-'),"
+	"         jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
+	"                            'lead_id', u.lead_id, 'due_at', u.due_at, 'run', u.runs + 1, 'worker', $1,"
+	"                            'at', clock_timestamp())"
+	"  FROM u WHERE $4::boolean"
+	")"
+	"SELECT job_id, bot_id, lead_id, ticket_id, target_kind, target_id, target_code,"
+	"       (extract(epoch FROM due_at) * 1000000)::bigint, period_sec, condition, params::text,"
+	"       to_json(add_tags)::text, to_json(remove_tags)::text, attempts, runs,"
+	"       (extract(epoch FROM accepted_at) * 1000000)::bigint"
+	" FROM u ORDER BY due_at";
+
+static char **tags_from_json(const char *text, size_t *n)
+{
+	json_t *a = json_loads(text, 0, NULL);
+	char **tags = NULL;
+	*n = 0;
+	if (json_array_size(a)) {
+		tags = calloc(json_array_size(a), sizeof(char *));
+		size_t i;
+		json_t *t;
+		json_array_foreach(a, i, t) if (tags) tags[(*n)++] = strdup(json_string_value(t));
+	}
+	json_decref(a);
+	return tags;
+}
+
+static int64_t int_or_zero(PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int events, struct wk_claimed **out,
+		   size_t *n, char *errstr, size_t errstr_size)
+{
+	char lease[16], lim[16];
+	snprintf(lease, sizeof(lease), "%d", lease_sec);
+	snprintf(lim, sizeof(lim), "%zu", max);
+	const char *p[] = {worker, lease, lim, events ? "true" : "false"};
+	*out = NULL;
+	*n = 0;
+	PGresult *r = cm_pg_query(c, CLAIM_SQL, 4, p, errstr, errstr_size);
+	if (!r)
+		return -1;
+	int rows = PQntuples(r);
+	if (rows == 0) {
+		PQclear(r);
+		return 0;
+	}
+	struct wk_claimed *jobs = calloc((size_t)rows, sizeof(*jobs));
+	if (!jobs) {
+		PQclear(r);
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < rows; i++) {
+		struct cm_job *j = &jobs[i].job;
+		snprintf(j->job_id, sizeof(j->job_id), "%s", PQgetvalue(r, i, 0));
+		j->bot_id = int_or_zero(r, i, 1);
+		j->lead_id = int_or_zero(r, i, 2);
+		j->ticket_id = int_or_zero(r, i, 3);
+		j->kind = PQgetisnull(r, i, 4) ? CM_TARGET_NONE : cm_target_kind_parse(PQgetvalue(r, i, 4));
+		j->target_id = int_or_zero(r, i, 5);
+		j->target_code = PQgetisnull(r, i, 6) ? NULL : strdup(PQgetvalue(r, i, 6));
+		j->due_us = int_or_zero(r, i, 7);
+		j->interval_sec = int_or_zero(r, i, 8);
+		j->is_periodic = !PQgetisnull(r, i, 8);
+		j->condition = PQgetisnull(r, i, 9) ? NULL : strdup(PQgetvalue(r, i, 9));
+		j->params = json_loads(PQgetvalue(r, i, 10), 0, NULL);
+		if (!j->params)
+			j->params = json_object();
+		j->add_tags = tags_from_json(PQgetvalue(r, i, 11), &j->n_add_tags);
+		j->remove_tags = tags_from_json(PQgetvalue(r, i, 12), &j->n_remove_tags);
+		jobs[i].attempts = (int)int_or_zero(r, i, 13);
+		jobs[i].runs = (int)int_or_zero(r, i, 14);
+		j->accepted_us = int_or_zero(r, i, 15);
+	}
+	PQclear(r);
+	*out = jobs;
+	*n = (size_t)rows;
+	return 0;
+}
+
+int wk_store_reap(PGconn *c, int max_attempts, int *n, char *errstr, size_t errstr_size)
+{
+	char maxa[16];
+	snprintf(maxa, sizeof(maxa), "%d", max_attempts);
+	const char *p[] = {maxa};
+	PGresult *r = cm_pg_query(
+		c,
+		"UPDATE jobs SET state = CASE WHEN attempts >= $1::integer THEN 'failed' ELSE 'scheduled' END,"
+		"  last_error = CASE WHEN attempts >= $1::integer"
+		"    THEN 'lease expired ' || attempts || ' times (the worker running it died or stalled)'"
+		"    ELSE last_error END,"
+		"  lease_owner = NULL, lease_until = NULL, updated_at = now()"
+		" WHERE state = 'running' AND lease_until < clock_timestamp() RETURNING job_id, state",
+		1, p, errstr, errstr_size);
+	if (!r)
+		return -1;
+	*n = PQntuples(r);
+	for (int i = 0; i < *n; i++)
+		cm_log_with(CM_LOG_WARN, "job_id", PQgetvalue(r, i, 0), "lease expired: job %s",
+			    strcmp(PQgetvalue(r, i, 1), "failed") == 0 ? "failed (too many attempts)"
+								       : "handed back for another run");
+	PQclear(r);
+	return 0;
+}
+
+int wk_store_release(PGconn *c, const char *worker, const struct wk_claimed *jobs, size_t n, char *errstr,
+		     size_t errstr_size)
+{
+	if (n == 0)
+		return 0;
+	json_t *ids = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(ids, json_string(jobs[i].job.job_id));
+	char *text = json_dumps(ids, JSON_COMPACT);
+	json_decref(ids);
+	const char *p[] = {text, worker};
+	int rc = cm_pg_command(c,
+			       "UPDATE jobs SET state = 'scheduled', attempts = greatest(attempts - 1, 0),"
+			       " lease_owner = NULL, lease_until = NULL, updated_at = now()"
+			       " WHERE job_id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid)"
+			       " AND lease_owner = $2 AND state = 'running'",
+			       2, p, errstr, errstr_size);
+	free(text);
+	return rc;
+}
