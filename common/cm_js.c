@@ -2,6 +2,7 @@
  * cm_js.c - compile checks and error formatting for bot JavaScript. See cm_js.h.
  */
 #include <mujs.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,26 @@
 
 #define SCRATCH_USES 1000 /* a state interns every name it sees: start a new one now and then */
 
-static __thread js_State *scratch;
-static __thread int scratch_uses;
+/* One scratch state per thread, freed when the thread exits (a pthread key destructor). */
+struct scratch {
+	js_State *J;
+	int uses;
+};
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	struct scratch *s = p;
+	if (s && s->J)
+		js_freestate(s->J);
+	free(s);
+}
+
+static void scratch_key_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
 
 /* The line of the first "at [string]:N" frame or of a "[string]:N:" syntax error prefix. */
 static int find_line(const char *s)
@@ -53,16 +72,20 @@ static const char *es6_hint(const char *body, const char *msg)
 
 void cm_js_error_describe(struct js_State *J, const char *body, char *errstr, size_t errstr_size, int *line)
 {
-	const char *msg = js_tryrepr(J, -1, "error");
+	const char *msg = "error";
 	int ln = 0;
-	if (js_isobject(J, -1)) {
-		msg = js_trystring(J, -1, "error");
+	/* js_isobject() is false for Error objects in MuJS 1.3; js_type() tells. */
+	if (js_type(J, -1) == JS_ISOBJECT) {
+		/* Read stackTrace first: MuJS converts a value to a string in place on its stack slot. */
 		js_getproperty(J, -1, "stackTrace");
 		if (js_isstring(J, -1))
 			ln = find_line(js_tostring(J, -1));
 		js_pop(J, 1);
+		msg = js_trystring(J, -1, "error");
 	} else if (js_isstring(J, -1)) {
 		msg = js_tostring(J, -1);
+	} else {
+		msg = js_tryrepr(J, -1, "error"); /* note: replaces the value on the stack with its text */
 	}
 	if (!ln)
 		ln = find_line(msg);
@@ -84,20 +107,30 @@ void cm_js_error_describe(struct js_State *J, const char *body, char *errstr, si
 
 int cm_js_check_body(const char *body, char *errstr, size_t errstr_size)
 {
-	if (scratch && scratch_uses >= SCRATCH_USES) {
-		js_freestate(scratch);
-		scratch = NULL;
-	}
-	if (!scratch) {
-		scratch = js_newstate(NULL, NULL, 0);
-		scratch_uses = 0;
-		if (!scratch) {
+	pthread_once(&scratch_once, scratch_key_init);
+	struct scratch *s = pthread_getspecific(scratch_key);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s || pthread_setspecific(scratch_key, s) != 0) {
+			free(s);
 			snprintf(errstr, errstr_size, "out of memory");
 			return -1;
 		}
 	}
-	scratch_uses++;
-	js_State *J = scratch;
+	if (s->J && s->uses >= SCRATCH_USES) {
+		js_freestate(s->J);
+		s->J = NULL;
+	}
+	if (!s->J) {
+		s->J = js_newstate(NULL, NULL, 0);
+		s->uses = 0;
+		if (!s->J) {
+			snprintf(errstr, errstr_size, "out of memory");
+			return -1;
+		}
+	}
+	s->uses++;
+	js_State *J = s->J;
 	int rc = 0;
 	js_getglobal(J, "Function");
 	js_pushundefined(J);

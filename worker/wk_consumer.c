@@ -137,6 +137,10 @@ static int deadletter(struct wk_consumer *c, rd_kafka_message_t **msgs, char **r
 	int pause = 100, rc = -1;
 	if (!status)
 		return -1;
+	/* Only the invalid messages are produced; the others must not look pending to wk_kafka_wait. */
+	for (size_t i = 0; i < n; i++)
+		if (!reasons[i])
+			atomic_store(&status[i], WK_DR_OK);
 	while (!stopping(c)) {
 		for (size_t i = 0; i < n; i++) {
 			if (!reasons[i] || atomic_load(&status[i]) == WK_DR_OK)
