@@ -376,8 +376,11 @@ static int parse_fields(const json_t *body, int64_t bot_id, const struct cm_job_
 	get_tags(body, "add_tags", &job->add_tags, &job->n_add_tags, lim->tags_max, errors);
 	get_tags(body, "remove_tags", &job->remove_tags, &job->n_remove_tags, lim->tags_max, errors);
 
+	/* Tags given (even if invalid, which is reported on their own field) make a tags-only job. */
+	json_t *at = json_object_get(body, "add_tags"), *rt = json_object_get(body, "remove_tags");
+	int tags_given = (at && !json_is_null(at)) || (rt && !json_is_null(rt));
 	if (nkinds == 0 && !json_object_get(errors, "target")) {
-		if (job->n_add_tags + job->n_remove_tags == 0)
+		if (!tags_given)
 			cm_errors_add(errors, "target",
 				      "give one of script_id, script_code, trigger_id, trigger_code, broadcast_id, "
 				      "broadcast_code (or add_tags/remove_tags with lead_id)");
