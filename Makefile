@@ -52,11 +52,13 @@ MIGRATIONS := $(sort $(wildcard schemas/sql/*.sql))
 obj = $(patsubst %.c,$(B)/%.o,$(1))
 LIBCOMMON  := $(B)/libcommon.a
 LIBWORKER  := $(B)/libworker.a
+LIBPRODUCER := $(B)/libproducer.a
 GEN_MIGR   := $(B)/gen/cm_migrations_data.c
 
 PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobsctl
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
+.SECONDARY:
 .PHONY: all deps test unit integration up down run logs clean format format-check lint bench help
 all: $(PROGS)
 
@@ -76,27 +78,38 @@ $(B)/gen/cm_migrations_data.o: $(GEN_MIGR)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC)) $(B)/gen/cm_migrations_data.o
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
 # Everything of the worker but main(), so unit tests can link its modules.
 $(LIBWORKER): $(call obj,$(filter-out worker/main.c,$(WORK_SRC)))
-	$(AR) rcs $@ $^
+	@$(AR) rcs $@ $^
 
-$(BINDIR)/botjobs-producer: $(call obj,$(PROD_SRC)) $(LIBCOMMON)
+# Everything of the producer but main(), for the same reason.
+$(LIBPRODUCER): $(call obj,$(filter-out producer/main.c,$(PROD_SRC)))
+	@$(AR) rcs $@ $^
+
+$(BINDIR)/botjobs-producer: $(B)/producer/main.o $(LIBPRODUCER) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BINDIR)/botjobs-worker: $(B)/worker/main.o $(LIBWORKER) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BINDIR)/botjobsctl: $(call obj,$(CTL_SRC)) $(LIBWORKER) $(LIBCOMMON)
+$(BINDIR)/botjobsctl: $(call obj,$(CTL_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBWORKER) $(LIBCOMMON)
+# Unit tests look into the modules they test.
+$(B)/tests/unit/%.o: CFLAGS += -Iworker -Iproducer -Wno-write-strings
+
+$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBWORKER) $(LIBPRODUCER) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

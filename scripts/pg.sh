@@ -3,6 +3,7 @@
 #   pg.sh start DATADIR PORT    initdb if needed (as user postgres when run as root: initdb refuses root),
 #                               start on 127.0.0.1:PORT with the socket in DATADIR, create database botjobs
 #   pg.sh stop DATADIR          fast shutdown; harmless when not running
+#   pg.sh destroy DATADIR       stop and delete the cluster
 #   pg.sh uri PORT              the connection URI
 # Durability settings stay PostgreSQL's defaults (fsync on, synchronous_commit on).
 set -euo pipefail
@@ -69,11 +70,18 @@ stop)
 		as_pg "$bindir/pg_ctl" -D "$data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
 	fi
 	;;
+destroy)
+	dir=${2:?DATADIR}
+	"$0" stop "$dir"
+	[ -e "$dir" ] || exit 0
+	rm -rf "$(realpath "$dir")"
+	rm -rf "$dir"
+	;;
 uri)
 	echo "postgresql://postgres@127.0.0.1:${2:?PORT}/botjobs"
 	;;
 *)
-	echo "usage: pg.sh start DATADIR PORT | stop DATADIR | uri PORT" >&2
+	echo "usage: pg.sh start DATADIR PORT | stop DATADIR | destroy DATADIR | uri PORT" >&2
 	exit 2
 	;;
 esac

@@ -1,0 +1,266 @@
+/*
+ * test_js.c - bot JavaScript: state snapshot in, effects out (wk_js_run). Error messages carry the
+ * line; limits turn into JS errors, not crashes; nothing leaks from one run into the next.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wk_js.h"
+
+static json_t *request(const char *code)
+{
+	json_t *r = json_pack("{s{sisiss} s{sissss s{ss} s[ss]} s{sis{ss}} s{ss} ss ss}", "context", "botId", 1, "leadId",
+			      7, "jobId", "01a212f2-b91c-7e27-83e4-9f71b82b0035", "lead", "id", 7, "name", "Ann", "channel",
+			      "telegram", "attributes", "lang", "en", "tags", "a", "b", "bot", "id", 1, "attributes",
+			      "greeting", "Hello", "params", "text", "hi", "name", "trigger t", "code", code);
+	cr_assert(r, "test request");
+	return r;
+}
+
+static json_t *run(json_t *req)
+{
+	json_t *reply = wk_js_run(req, NULL);
+	json_decref(req);
+	cr_assert(reply);
+	return reply;
+}
+
+static const char *outcome(const json_t *reply)
+{
+	return json_string_value(json_object_get(reply, "outcome"));
+}
+
+static const char *error(const json_t *reply)
+{
+	const char *e = json_string_value(json_object_get(reply, "error"));
+	return e ? e : "";
+}
+
+static json_t *effects(const json_t *reply, const char *a, const char *b)
+{
+	json_t *e = json_object_get(json_object_get(reply, "effects"), a);
+	return b ? json_object_get(e, b) : e;
+}
+
+Test(js, demo_echo)
+{
+	json_t *r = run(request("var text = request.json.text;\nlead.setAttr('echo', text);\n"
+				"bot.sendText('echo: ' + text);\nreturn {echoed: text};"));
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	cr_expect_str_eq(json_string_value(json_object_get(effects(r, "lead", "set"), "echo")), "hi");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(effects(r, "messages", NULL), 0), "text")),
+			 "echo: hi");
+	cr_expect_eq(json_array_size(effects(r, "messages", NULL)), 1);
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(r, "result"), "echoed")), "hi");
+	json_decref(r);
+}
+
+Test(js, context_globals)
+{
+	json_t *r = run(request("return [botId, leadId, ticketId, jobId, request.getParam('text'), "
+				"request.getParam('missing', 'dflt'), request.getParam('missing')];"));
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[1,7,null,\"01a212f2-b91c-7e27-83e4-9f71b82b0035\",\"hi\",\"dflt\",null]");
+	free(s);
+	json_decref(r);
+}
+
+Test(js, syntax_error_has_line_and_name)
+{
+	json_t *r = run(request("var a = 1;\nvar b = ;\n"));
+	cr_assert_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "trigger t, line 2: SyntaxError") != NULL, "got '%s'", error(r));
+	cr_expect_eq(json_integer_value(json_object_get(r, "error_line")), 2);
+	cr_expect_null(json_object_get(r, "effects"), "a failed run has no effects");
+	json_decref(r);
+}
+
+Test(js, runtime_error_has_line)
+{
+	json_t *r = run(request("lead.setAttr('x', 1);\n\nvar o = null;\no.field = 2;\n"));
+	cr_assert_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "line 4: TypeError") != NULL, "got '%s'", error(r));
+	cr_expect_null(json_object_get(r, "effects"), "effects before the error are dropped");
+	json_decref(r);
+}
+
+Test(js, thrown_values)
+{
+	json_t *r = run(request("throw new Error('custom problem');"));
+	cr_expect(strstr(error(r), "line 1: Error: custom problem") != NULL, "got '%s'", error(r));
+	json_decref(r);
+	r = run(request("throw 'plain string';"));
+	cr_expect(strstr(error(r), "plain string") != NULL, "got '%s'", error(r));
+	json_decref(r);
+}
+
+Test(js, es2015_syntax_gets_a_hint)
+{
+	static const char *codes[][2] = {{"let x = 1;", "let/const"},
+					 {"var f = (x) => x;", "arrow"},
+					 {"var s = `t`;", "template"},
+					 {"class A {}", "classes"}};
+	for (size_t i = 0; i < 4; i++) {
+		json_t *r = run(request(codes[i][0]));
+		cr_expect_str_eq(outcome(r), "failed", "%s", codes[i][0]);
+		cr_expect(strstr(error(r), codes[i][1]) && strstr(error(r), "ES5"), "%s: got '%s'", codes[i][0], error(r));
+		json_decref(r);
+	}
+}
+
+Test(js, conditions)
+{
+	json_t *req = request("lead.setAttr('ran', 'yes');");
+	json_object_set_new(req, "condition", json_string("return lead.getAttr('lang') == 'de';"));
+	json_t *r = run(req);
+	cr_expect_str_eq(outcome(r), "skipped");
+	cr_expect_null(json_object_get(r, "effects"));
+	json_decref(r);
+
+	req = request("lead.setAttr('ran', 'yes');");
+	json_object_set_new(req, "condition", json_string("return lead.getAttr('lang') == 'en';"));
+	json_object_set_new(req, "code_condition", json_string(""));
+	r = run(req);
+	cr_expect_str_eq(outcome(r), "done", "error: %s", error(r));
+	json_decref(r);
+
+	req = request("lead.setAttr('ran', 'yes');");
+	json_object_set_new(req, "condition", json_string("return nope();"));
+	r = run(req);
+	cr_expect_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "condition, line 1: ReferenceError") != NULL, "got '%s'", error(r));
+	json_decref(r);
+
+	req = request("lead.setAttr('ran', 'yes');");
+	json_object_set_new(req, "code_condition", json_string("return false;"));
+	r = run(req);
+	cr_expect_str_eq(outcome(r), "skipped", "the target's own condition counts too");
+	json_decref(r);
+}
+
+static int has(const json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) if (!strcmp(json_string_value(v), s)) return 1;
+	return 0;
+}
+
+Test(js, tags_job_changes_then_code)
+{
+	json_t *req = request("lead.addTag('d'); lead.addTags('e, f'); lead.deleteTags(['b', 'f']);\n"
+			      "return [lead.isTagExist('a'), lead.isTagExist('c'), lead.getAllTags()];");
+	json_object_set_new(req, "tags", json_pack("{s[s]s[s]}", "remove", "a", "add", "c"));
+	json_t *r = run(req);
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[false,true,[\"c\",\"d\",\"e\"]]");
+	free(s);
+	json_t *add = effects(r, "lead", "tags_add"), *del = effects(r, "lead", "tags_del");
+	cr_expect(has(add, "c") && has(add, "d") && has(add, "e") && json_array_size(add) == 3);
+	cr_expect(has(del, "a") && has(del, "b") && has(del, "f") && json_array_size(del) == 3);
+	json_decref(r);
+}
+
+Test(js, attributes)
+{
+	json_t *r = run(request("lead.setAttr('n', 5); lead.setJsonAttr('o', {k: [1, 2]}); lead.deleteAttr('lang');\n"
+				"return [lead.getAttr('n'), lead.getIntAttr('n') + 1, lead.getJsonAttr('o').k[1],\n"
+				"        lead.isAttrExist('lang'), lead.getAttr('missing'), lead.getFloatAttr('x', 2.5),\n"
+				"        lead.getBoolAttr('n'), lead.getData('name'), bot.getAttr('greeting')];"));
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[\"5\",6,2,false,null,2.5,false,\"Ann\",\"Hello\"]");
+	free(s);
+	cr_expect_str_eq(json_string_value(json_object_get(effects(r, "lead", "set"), "n")), "5",
+			 "attributes are strings, as in Metabot");
+	cr_expect(json_is_object(json_object_get(effects(r, "lead", "set"), "o")), "setJsonAttr keeps JSON");
+	cr_expect(has(effects(r, "lead", "del"), "lang"));
+	json_decref(r);
+}
+
+Test(js, bot_memory_and_schedule)
+{
+	json_t *r = run(request("bot.setAttr('count', 3); memory.setAttr('tmp', {a: 1});\n"
+				"var id = bot.scheduleJob({trigger_code: 'later', lead_id: leadId, run_after_sec: 60});\n"
+				"return [memory.getAttr('tmp').a, id.length];"));
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[1,36]");
+	free(s);
+	json_t *job = json_array_get(effects(r, "jobs", NULL), 0);
+	cr_expect_str_eq(json_string_value(json_object_get(job, "trigger_code")), "later");
+	cr_expect_eq(json_integer_value(json_object_get(job, "lead_id")), 7);
+	cr_expect_str_eq(json_string_value(json_object_get(effects(r, "bot", "set"), "count")), "3");
+	json_decref(r);
+
+	r = run(request("var x = 1;\nbot.scheduleJob({trigger_code: 'later', run_at: 'soon'});"));
+	cr_expect_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "line 2") && strstr(error(r), "run_at"), "got '%s'", error(r));
+	json_decref(r);
+}
+
+Test(js, no_lead_no_ticket)
+{
+	json_t *req = request("return lead.getAttr('x');");
+	json_object_del(req, "lead");
+	json_t *r = run(req);
+	cr_expect_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "no lead") != NULL, "got '%s'", error(r));
+	json_decref(r);
+	r = run(request("ticket.update({a: 1});"));
+	cr_expect(strstr(error(r), "no ticket") != NULL, "got '%s'", error(r));
+	json_decref(r);
+}
+
+Test(js, memory_cap_is_a_js_error)
+{
+	json_t *req = request("var a = [];\nwhile (true) a.push('xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' + a.length);");
+	struct wk_js_limits lim = wk_js_default_limits;
+	lim.heap_max = 4u << 20;
+	json_t *r = wk_js_run(req, &lim);
+	json_decref(req);
+	cr_assert_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "memory") != NULL, "got '%s'", error(r));
+	json_decref(r);
+	/* A script may catch it; the run still ends. */
+	req = request("try { var s = 'x'; while (true) s = s + s; } catch (e) { return 'caught'; }");
+	r = wk_js_run(req, &lim);
+	json_decref(req);
+	cr_expect_str_eq(json_string_value(json_object_get(r, "result")), "caught", "got %s / %s", outcome(r), error(r));
+	json_decref(r);
+}
+
+Test(js, message_limit)
+{
+	json_t *r = run(request("for (var i = 0; i < 1000; i++) bot.sendText('x');"));
+	cr_expect_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "at most 100 messages") != NULL, "got '%s'", error(r));
+	json_decref(r);
+}
+
+Test(js, runs_are_isolated)
+{
+	json_t *r = run(request("leaked_global = 'secret'; Object.prototype.evil = 1; return 1;"));
+	cr_expect_str_eq(outcome(r), "done");
+	json_decref(r);
+	r = run(request("return [typeof leaked_global, ({}).evil === undefined];"));
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[\"undefined\",true]");
+	free(s);
+	json_decref(r);
+	r = run(request("lead = null; bot = null; return typeof lead.getAttr;"));
+	cr_expect_str_eq(json_string_value(json_object_get(r, "result")), "function", "the API cannot be overwritten");
+	json_decref(r);
+}
+
+Test(js, no_host_functions)
+{
+	json_t *r = run(request("return [typeof print, typeof load, typeof read, typeof quit, typeof require];"));
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[\"undefined\",\"undefined\",\"undefined\",\"undefined\",\"undefined\"]");
+	free(s);
+	json_decref(r);
+}
