@@ -135,13 +135,29 @@ static void print_help(const struct cm_opt *opts, size_t nopts, const char *prog
 	for (size_t i = 0; i < nopts; i++) {
 		const struct cm_opt *o = &opts[i];
 		printf("  --%s%s\n      %s\n      env %s, default: %s\n", o->flag,
-		       o->type == CM_OPT_BOOL ? "[=BOOL]" : o->type == CM_OPT_INT ? "=N" : "=VALUE", o->help,
-		       o->env ? o->env : "-", o->def && *o->def ? o->def : "(empty)");
+		       o->type == CM_OPT_BOOL  ? "[=BOOL]"
+		       : o->type == CM_OPT_INT ? "=N"
+					       : "=VALUE",
+		       o->help, o->env ? o->env : "-", o->def && *o->def ? o->def : "(empty)");
 	}
 	if (has_props)
-		printf("  -X key=value\n      librdkafka property, repeatable; env BOTJOBS_KAFKA_PROPERTIES=\"k=v,k=v\"\n");
+		printf("  -X key=value\n      librdkafka property, repeatable; env "
+		       "BOTJOBS_KAFKA_PROPERTIES=\"k=v,k=v\"\n");
 	printf("  --print-config\n      print the effective configuration and exit\n"
 	       "  --version\n      print the version and exit\n  -h, --help\n      this help\n");
+}
+
+/* The table as Markdown, for the README (tools/readme-config.sh keeps it in step). */
+static void print_markdown(const struct cm_opt *opts, size_t nopts, int has_props)
+{
+	printf("| flag | environment | default | meaning |\n|---|---|---|---|\n");
+	for (size_t i = 0; i < nopts; i++)
+		printf("| `--%s` | %s%s%s | %s%s%s | %s |\n", opts[i].flag, opts[i].env ? "`" : "", opts[i].env ? opts[i].env : "-",
+		       opts[i].env ? "`" : "", opts[i].def && *opts[i].def ? "`" : "",
+		       opts[i].def && *opts[i].def ? opts[i].def : "(empty)", opts[i].def && *opts[i].def ? "`" : "",
+		       opts[i].help);
+	if (has_props)
+		printf("| `-X key=value` | `BOTJOBS_KAFKA_PROPERTIES` (`k=v,k=v`) | | any librdkafka property |\n");
 }
 
 static void print_config(const struct cm_opt *opts, size_t nopts, void *cfg, const struct cm_props *props)
@@ -219,6 +235,10 @@ int cm_config_load(const struct cm_opt *opts, size_t nopts, void *cfg, struct cm
 		}
 		if (strcmp(a, "--version") == 0) {
 			printf("%s %s\n", prog, CM_VERSION);
+			return CM_CONFIG_EXIT;
+		}
+		if (strcmp(a, "--help-markdown") == 0) {
+			print_markdown(opts, nopts, props != NULL);
 			return CM_CONFIG_EXIT;
 		}
 		if (strcmp(a, "--print-config") == 0) {

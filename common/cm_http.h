@@ -14,10 +14,9 @@
 typedef int (*cm_ready_fn)(void *arg, char *why, size_t why_size);
 
 /* Queues a JSON response with status (body borrowed). Extra headers: NULL-terminated name/value pairs. */
-enum MHD_Result cm_http_json(struct MHD_Connection *c, unsigned status, const json_t *body,
-			     const char *const *headers);
-enum MHD_Result cm_http_text(struct MHD_Connection *c, unsigned status, const char *content_type,
-			     const char *text, size_t len);
+enum MHD_Result cm_http_json(struct MHD_Connection *c, unsigned status, const json_t *body, const char *const *headers);
+enum MHD_Result cm_http_text(struct MHD_Connection *c, unsigned status, const char *content_type, const char *text,
+			     size_t len);
 
 /*
  * If url is /healthz, /readyz or /metrics (GET or HEAD), queues the answer into *ret and returns 1;

@@ -229,7 +229,8 @@ static int push_tag(const char *field, const char *s, size_t n, char ***tags, si
 	if (n == 0)
 		return 0;
 	if (n > TAG_MAX_LEN || !tag_ok(s, n)) {
-		cm_errors_add(errors, field, "each tag must be 1-%d characters without control characters", TAG_MAX_LEN);
+		cm_errors_add(errors, field, "each tag must be 1-%d characters without control characters",
+			      TAG_MAX_LEN);
 		return -1;
 	}
 	for (size_t i = 0; i < *nt; i++)
@@ -286,15 +287,27 @@ static int get_tags(const json_t *obj, const char *field, char ***tags, size_t *
 }
 
 static const char *request_fields[] = {
-	"script_id",     "script_code",         "trigger_id",          "trigger_code",          "broadcast_id",
-	"broadcast_code", "lead_id",            "ticket_id",           "run_at",                "run_after_sec",
-	"is_periodic",   "repeat_interval_sec", "condition_script_code", "script_request_params", "add_tags",
+	"script_id",
+	"script_code",
+	"trigger_id",
+	"trigger_code",
+	"broadcast_id",
+	"broadcast_code",
+	"lead_id",
+	"ticket_id",
+	"run_at",
+	"run_after_sec",
+	"is_periodic",
+	"repeat_interval_sec",
+	"condition_script_code",
+	"script_request_params",
+	"add_tags",
 	"remove_tags",
 };
 
 /* Fields of the envelope beyond those of the request. */
-static const char *envelope_fields[] = {"v", "type", "job_id", "bot_id", "due_at", "accepted_at", "source",
-					"request_hash"};
+static const char *envelope_fields[] = {"v",	  "type",	 "job_id", "bot_id",
+					"due_at", "accepted_at", "source", "request_hash"};
 
 static int known(const char *k, const char **list, size_t n)
 {
@@ -424,7 +437,8 @@ static int parse_fields(const json_t *body, int64_t bot_id, const struct cm_job_
 	int64_t after = 0;
 	int ha = get_count(body, "run_after_sec", &after, errors);
 	if (ha == 1 && after > lim->horizon_sec) {
-		cm_errors_add(errors, "run_after_sec", "must be at most %ld (the scheduling horizon)", lim->horizon_sec);
+		cm_errors_add(errors, "run_after_sec", "must be at most %ld (the scheduling horizon)",
+			      lim->horizon_sec);
 	} else if (ha == 1 && !have_due) {
 		due = ctx->now_us + after * CM_US_PER_SEC;
 		have_due = 1;
@@ -439,7 +453,8 @@ static int parse_fields(const json_t *body, int64_t bot_id, const struct cm_job_
 		if (hi == 0 && !json_object_get(errors, "repeat_interval_sec"))
 			cm_errors_add(errors, "repeat_interval_sec", "is required when is_periodic is true");
 		else if (hi == 1 && interval < lim->min_interval_sec)
-			cm_errors_add(errors, "repeat_interval_sec", "must be at least %ld seconds", lim->min_interval_sec);
+			cm_errors_add(errors, "repeat_interval_sec", "must be at least %ld seconds",
+				      lim->min_interval_sec);
 		else if (hi == 1 && interval > lim->horizon_sec)
 			cm_errors_add(errors, "repeat_interval_sec", "must be at most %ld seconds", lim->horizon_sec);
 		else
@@ -472,7 +487,8 @@ static int parse_fields(const json_t *body, int64_t bot_id, const struct cm_job_
 	} else {
 		size_t sz = json_dumpb(params, NULL, 0, JSON_COMPACT);
 		if ((long)sz > lim->params_max)
-			cm_errors_add(errors, "script_request_params", "must be at most %ld bytes as JSON", lim->params_max);
+			cm_errors_add(errors, "script_request_params", "must be at most %ld bytes as JSON",
+				      lim->params_max);
 		else
 			job->params = json_incref(params);
 	}

@@ -26,7 +26,7 @@ struct cm_job_limits {
 	long condition_max;    /* bytes of condition_script_code (64 KiB) */
 	long horizon_sec;      /* how far ahead a job may be due (366 days) */
 	long min_interval_sec; /* floor of repeat_interval_sec (10) */
-	long tags_max;         /* tags per list (100) */
+	long tags_max;	       /* tags per list (100) */
 };
 extern const struct cm_job_limits cm_job_default_limits;
 
@@ -36,13 +36,13 @@ struct cm_job {
 	int64_t lead_id;   /* 0 = none */
 	int64_t ticket_id; /* 0 = none */
 	enum cm_target_kind kind;
-	int64_t target_id;    /* 0 when the target is named by code */
-	char *target_code;    /* NULL when named by id */
-	int64_t due_us;       /* when it is due (µs since the epoch, UTC) */
+	int64_t target_id; /* 0 when the target is named by code */
+	char *target_code; /* NULL when named by id */
+	int64_t due_us;	   /* when it is due (µs since the epoch, UTC) */
 	int is_periodic;
 	int64_t interval_sec; /* 0 unless periodic */
 	char *condition;      /* condition_script_code, NULL = none */
-	json_t *params;       /* script_request_params, an object, never NULL after a successful parse */
+	json_t *params;	      /* script_request_params, an object, never NULL after a successful parse */
 	char **add_tags;
 	size_t n_add_tags;
 	char **remove_tags;
@@ -54,11 +54,11 @@ struct cm_job {
 enum cm_unknown_fields { CM_UNKNOWN_REJECT, CM_UNKNOWN_WARN, CM_UNKNOWN_IGNORE };
 
 struct cm_job_parse_ctx {
-	int64_t now_us;                    /* "now" for run_after_sec and the horizon */
+	int64_t now_us; /* "now" for run_after_sec and the horizon */
 	const struct cm_job_limits *limits;
-	enum cm_unknown_fields unknown;    /* what to do with fields the API does not know */
-	json_t *warnings;                  /* with CM_UNKNOWN_WARN: unknown fields are added here (may be NULL) */
-	int check_condition_compiles;      /* compile condition_script_code with MuJS */
+	enum cm_unknown_fields unknown; /* what to do with fields the API does not know */
+	json_t *warnings;		/* with CM_UNKNOWN_WARN: unknown fields are added here (may be NULL) */
+	int check_condition_compiles;	/* compile condition_script_code with MuJS */
 };
 
 /* Zeroes job. */
@@ -98,7 +98,7 @@ json_t *cm_cancel_to_envelope(const struct cm_cancel *c);
 /* Kafka key "{botId}:{leadId}" or "{botId}:-". out: at least 48 bytes. */
 void cm_job_key(int64_t bot_id, int64_t lead_id, char *out, size_t out_size);
 
-const char *cm_target_kind_name(enum cm_target_kind k); /* "script", "trigger", "broadcast", "none" */
+const char *cm_target_kind_name(enum cm_target_kind k);	 /* "script", "trigger", "broadcast", "none" */
 enum cm_target_kind cm_target_kind_parse(const char *s); /* CM_TARGET_NONE when unknown */
 
 /* Adds rule to errors[field] (an array). printf-like. */

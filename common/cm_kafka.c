@@ -19,7 +19,10 @@ void cm_topics_init(struct cm_topics *t, const char *prefix)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	/* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
-	enum cm_log_level l = level <= 3 ? CM_LOG_ERROR : level == 4 ? CM_LOG_WARN : level <= 6 ? CM_LOG_INFO : CM_LOG_DEBUG;
+	enum cm_log_level l = level <= 3   ? CM_LOG_ERROR
+			      : level == 4 ? CM_LOG_WARN
+			      : level <= 6 ? CM_LOG_INFO
+					   : CM_LOG_DEBUG;
 	cm_log_kv(l, (const struct cm_kv[]){{"kafka", rd_kafka_name(rk)}, {"facility", fac}}, 2, "librdkafka: %s", buf);
 }
 
@@ -68,8 +71,8 @@ int cm_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t err
 	return -1;
 }
 
-int cm_kafka_ensure_topics(rd_kafka_t *rk, const struct cm_topics *t, int partitions, int replication,
-			   int timeout_ms, char *errstr, size_t errstr_size)
+int cm_kafka_ensure_topics(rd_kafka_t *rk, const struct cm_topics *t, int partitions, int replication, int timeout_ms,
+			   char *errstr, size_t errstr_size)
 {
 	const char *names[] = {t->jobs, t->outbound, t->events, t->deadletter};
 	rd_kafka_NewTopic_t *nt[4] = {0};
@@ -109,8 +112,8 @@ int cm_kafka_ensure_topics(rd_kafka_t *rk, const struct cm_topics *t, int partit
 	for (size_t i = 0; i < n; i++) {
 		rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-			cm_log_with(CM_LOG_INFO, "topic", rd_kafka_topic_result_name(tr[i]), "created topic (%d partitions)",
-				    partitions);
+			cm_log_with(CM_LOG_INFO, "topic", rd_kafka_topic_result_name(tr[i]),
+				    "created topic (%d partitions)", partitions);
 		} else if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
 			snprintf(errstr, errstr_size, "create topic %s: %s", rd_kafka_topic_result_name(tr[i]),
 				 rd_kafka_topic_result_error_string(tr[i]));

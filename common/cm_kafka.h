@@ -29,8 +29,8 @@ int cm_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, c
  * Creates the four topics if they do not exist (an existing topic is not an error).
  * partitions/replication apply to new topics only. Blocks up to timeout_ms.
  */
-int cm_kafka_ensure_topics(rd_kafka_t *rk, const struct cm_topics *t, int partitions, int replication,
-			   int timeout_ms, char *errstr, size_t errstr_size) CM_MUSTCHECK;
+int cm_kafka_ensure_topics(rd_kafka_t *rk, const struct cm_topics *t, int partitions, int replication, int timeout_ms,
+			   char *errstr, size_t errstr_size) CM_MUSTCHECK;
 
 /* Waits until the cluster answers a metadata request. Returns 0, or -1 after timeout_ms. */
 int cm_kafka_wait_ready(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size) CM_MUSTCHECK;

@@ -33,7 +33,6 @@ void cm_log_kv(enum cm_log_level level, const struct cm_kv *kv, size_t nkv, cons
 #define cm_log_warn(...) cm_log_kv(CM_LOG_WARN, NULL, 0, __VA_ARGS__)
 #define cm_log_error(...) cm_log_kv(CM_LOG_ERROR, NULL, 0, __VA_ARGS__)
 /* cm_log_with(CM_LOG_WARN, "job_id", id, "bad: %s", err) - one subject field. */
-#define cm_log_with(level, key, val, ...)                                                                  \
-	cm_log_kv((level), (const struct cm_kv[]){{(key), (val)}}, 1, __VA_ARGS__)
+#define cm_log_with(level, key, val, ...) cm_log_kv((level), (const struct cm_kv[]){{(key), (val)}}, 1, __VA_ARGS__)
 
 #endif

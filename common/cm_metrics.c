@@ -11,7 +11,7 @@
 static struct cm_metric *head, *tail;
 
 const double cm_buckets_latency[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-				     0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+				     0.05,   0.1,     0.25,   0.5,   1,	     2.5,   5,	  10};
 const size_t cm_buckets_latency_n = sizeof(cm_buckets_latency) / sizeof(cm_buckets_latency[0]);
 
 void cm_metrics_register(struct cm_metric *m)

@@ -18,8 +18,8 @@ struct cm_metric {
 	const char *name;
 	const char *help;
 	enum cm_metric_type type;
-	const char *labels;      /* 'code="202"' or NULL; metrics of one name are registered next to each other */
-	const double *bounds;    /* histogram upper bounds, ascending */
+	const char *labels;   /* 'code="202"' or NULL; metrics of one name are registered next to each other */
+	const double *bounds; /* histogram upper bounds, ascending */
 	size_t nbounds;
 	_Atomic long long value; /* counter / gauge */
 	_Atomic unsigned long long buckets[CM_HIST_MAX_BUCKETS + 1];

@@ -42,7 +42,8 @@ static void describe(PGconn *c, PGresult *r, char *errstr, size_t errstr_size)
 	if (!msg || !*msg)
 		msg = PQerrorMessage(c);
 	snprintf(last_state, sizeof(last_state), "%s", state ? state : "");
-	snprintf(errstr, errstr_size, "%s%s%s%s", msg, state ? " (SQLSTATE " : "", state ? state : "", state ? ")" : "");
+	snprintf(errstr, errstr_size, "%s%s%s%s", msg, state ? " (SQLSTATE " : "", state ? state : "",
+		 state ? ")" : "");
 	/* libpq messages end in a newline; keep log lines whole. */
 	for (char *p = errstr; *p; p++)
 		if (*p == '\n')
@@ -68,8 +69,7 @@ PGresult *cm_pg_query(PGconn *c, const char *sql, int nparams, const char *const
 	return NULL;
 }
 
-int cm_pg_command(PGconn *c, const char *sql, int nparams, const char *const *params, char *errstr,
-		  size_t errstr_size)
+int cm_pg_command(PGconn *c, const char *sql, int nparams, const char *const *params, char *errstr, size_t errstr_size)
 {
 	PGresult *r = cm_pg_query(c, sql, nparams, params, errstr, errstr_size);
 	if (!r)
@@ -117,7 +117,8 @@ int cm_pg_migrate(PGconn *c, int *applied, char *errstr, size_t errstr_size)
 		goto out;
 	for (size_t i = 0; i < cm_migrations_count; i++) {
 		const char *p[] = {cm_migrations[i].name};
-		PGresult *r = cm_pg_query(c, "SELECT 1 FROM schema_migrations WHERE name = $1", 1, p, errstr, errstr_size);
+		PGresult *r =
+			cm_pg_query(c, "SELECT 1 FROM schema_migrations WHERE name = $1", 1, p, errstr, errstr_size);
 		if (!r)
 			goto out;
 		int done = PQntuples(r) > 0;
@@ -128,7 +129,8 @@ int cm_pg_migrate(PGconn *c, int *applied, char *errstr, size_t errstr_size)
 		if (cm_pg_exec(c, "BEGIN", errstr, errstr_size) == -1)
 			goto out;
 		if (cm_pg_exec(c, cm_migrations[i].sql, err, sizeof(err)) == -1 ||
-		    cm_pg_command(c, "INSERT INTO schema_migrations (name) VALUES ($1)", 1, p, err, sizeof(err)) == -1 ||
+		    cm_pg_command(c, "INSERT INTO schema_migrations (name) VALUES ($1)", 1, p, err, sizeof(err)) ==
+			    -1 ||
 		    cm_pg_exec(c, "COMMIT", err, sizeof(err)) == -1) {
 			snprintf(errstr, errstr_size, "migration %s: %s", cm_migrations[i].name, err);
 			cm_pg_exec_quiet(c, "ROLLBACK");

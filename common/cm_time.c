@@ -139,7 +139,8 @@ int cm_time_parse(const char *s, int64_t *out_us, char *errstr, size_t errstr_si
 		struct tm back;
 		if (t == (time_t)-1 || !localtime_r(&t, &back) || back.tm_year != Y - 1900 || back.tm_mon != M - 1 ||
 		    back.tm_mday != D || back.tm_hour != h || back.tm_min != m || back.tm_sec != sec) {
-			snprintf(errstr, errstr_size, "does not exist in time zone %s (daylight saving gap)", zone_name);
+			snprintf(errstr, errstr_size, "does not exist in time zone %s (daylight saving gap)",
+				 zone_name);
 			return -1;
 		}
 	}

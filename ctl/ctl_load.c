@@ -219,12 +219,13 @@ static int upsert_items(PGconn *c, const char *table, const char *bot, struct it
 		if (!strcmp(table, "scripts")) {
 			char *body = json_dumps(it[i].script ? it[i].script : json_array(), JSON_COMPACT);
 			const char *p[] = {bot, id, it[i].code, it[i].name, body};
-			int r = exec_p(c,
-				       "INSERT INTO scripts (bot_id, id, code, name, body) VALUES ($1, $2, $3, $4, $5::jsonb)"
-				       " ON CONFLICT (bot_id, id) DO UPDATE SET code = EXCLUDED.code, name = EXCLUDED.name,"
-				       " body = EXCLUDED.body, updated_at = now(),"
-				       " version = scripts.version + (scripts.body IS DISTINCT FROM EXCLUDED.body)::int",
-				       5, p, "scripts");
+			int r = exec_p(
+				c,
+				"INSERT INTO scripts (bot_id, id, code, name, body) VALUES ($1, $2, $3, $4, $5::jsonb)"
+				" ON CONFLICT (bot_id, id) DO UPDATE SET code = EXCLUDED.code, name = EXCLUDED.name,"
+				" body = EXCLUDED.body, updated_at = now(),"
+				" version = scripts.version + (scripts.body IS DISTINCT FROM EXCLUDED.body)::int",
+				5, p, "scripts");
 			free(body);
 			if (r == -1)
 				return -1;
@@ -275,21 +276,23 @@ static int load_db(const struct ctl_cfg *cfg, struct loader *l, struct item *tr,
 	if (cm_pg_exec(c, "BEGIN", err, sizeof(err)) == -1)
 		goto fail;
 	const char *pb[] = {business};
-	PGresult *r = cm_pg_query(c,
-				  "INSERT INTO businesses (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name"
-				  " RETURNING id",
-				  1, pb, err, sizeof(err));
+	PGresult *r = cm_pg_query(
+		c,
+		"INSERT INTO businesses (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name"
+		" RETURNING id",
+		1, pb, err, sizeof(err));
 	if (!r)
 		goto fail;
 	char business_id[24];
 	snprintf(business_id, sizeof(business_id), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	const char *pbot[] = {bot, business_id, bname ? bname : bot};
-	r = cm_pg_query(c,
-			"INSERT INTO bots (id, business_id, name) VALUES ($1, $2, $3)"
-			" ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE bots.business_id = EXCLUDED.business_id"
-			" RETURNING id",
-			3, pbot, err, sizeof(err));
+	r = cm_pg_query(
+		c,
+		"INSERT INTO bots (id, business_id, name) VALUES ($1, $2, $3)"
+		" ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE bots.business_id = EXCLUDED.business_id"
+		" RETURNING id",
+		3, pbot, err, sizeof(err));
 	if (!r)
 		goto fail;
 	int mine = PQntuples(r) == 1;
@@ -327,13 +330,19 @@ static int load_db(const struct ctl_cfg *cfg, struct loader *l, struct item *tr,
 		char *a = json_dumps(attrs ? attrs : json_object(), JSON_COMPACT);
 		char *t = json_dumps(tags ? tags : json_array(), JSON_COMPACT);
 		const char *ch = json_string_value(json_object_get(x, "channel"));
-		const char *p[] = {bot, id, json_string_value(json_object_get(x, "name")), ch ? ch : "api", a, t,
+		const char *p[] = {bot,
+				   id,
+				   json_string_value(json_object_get(x, "name")),
+				   ch ? ch : "api",
+				   a,
+				   t,
 				   json_is_true(json_object_get(x, "muted")) ? "true" : "false"};
-		int bad = exec_p(c,
-				 "INSERT INTO leads (bot_id, id, name, channel, attributes, tags, muted)"
-				 " VALUES ($1, $2, $3, $4, $5::jsonb, ARRAY(SELECT jsonb_array_elements_text($6::jsonb)), $7)"
-				 " ON CONFLICT (bot_id, id) DO NOTHING",
-				 7, p, "leads");
+		int bad = exec_p(
+			c,
+			"INSERT INTO leads (bot_id, id, name, channel, attributes, tags, muted)"
+			" VALUES ($1, $2, $3, $4, $5::jsonb, ARRAY(SELECT jsonb_array_elements_text($6::jsonb)), $7)"
+			" ON CONFLICT (bot_id, id) DO NOTHING",
+			7, p, "leads");
 		free(a);
 		free(t);
 		if (bad)
@@ -380,7 +389,8 @@ int ctl_load(const struct ctl_cfg *cfg, const char *dir, int check_only)
 	if (!json_is_string(json_object_get(l.m, "business")))
 		problem(&l, "manifest.json", "%s", "\"business\" (the tenant's name) is required");
 	const json_t *b = json_object_get(l.m, "bot");
-	if (!json_is_object(b) || !json_is_integer(json_object_get(b, "id")) || json_integer_value(json_object_get(b, "id")) < 1)
+	if (!json_is_object(b) || !json_is_integer(json_object_get(b, "id")) ||
+	    json_integer_value(json_object_get(b, "id")) < 1)
 		problem(&l, "manifest.json", "%s", "\"bot\": {\"id\": <positive integer>, \"name\": ...} is required");
 	size_t ntr, nsc, nbc;
 	struct item *tr = read_items(&l, "triggers", &ntr);

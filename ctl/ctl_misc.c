@@ -34,7 +34,8 @@ int ctl_migrate(const struct ctl_cfg *cfg)
 static rd_kafka_t *kafka_client(const struct ctl_cfg *cfg, rd_kafka_type_t type, rd_kafka_conf_t *extra)
 {
 	char err[512];
-	rd_kafka_conf_t *conf = extra ? extra : cm_kafka_conf_new(cfg->brokers, "botjobsctl", &cfg->props, err, sizeof(err));
+	rd_kafka_conf_t *conf =
+		extra ? extra : cm_kafka_conf_new(cfg->brokers, "botjobsctl", &cfg->props, err, sizeof(err));
 	if (!conf) {
 		fprintf(stderr, "botjobsctl: %s\n", err);
 		return NULL;
@@ -57,7 +58,8 @@ int ctl_topics(const struct ctl_cfg *cfg)
 		return 1;
 	int rc = cm_kafka_wait_ready(rk, 30000, err, sizeof(err));
 	if (rc == 0)
-		rc = cm_kafka_ensure_topics(rk, &t, (int)cfg->partitions, (int)cfg->replication, 15000, err, sizeof(err));
+		rc = cm_kafka_ensure_topics(rk, &t, (int)cfg->partitions, (int)cfg->replication, 15000, err,
+					    sizeof(err));
 	rd_kafka_destroy(rk);
 	if (rc == -1) {
 		fprintf(stderr, "botjobsctl: topics: %s\n", err);
@@ -114,7 +116,8 @@ int ctl_token(const struct ctl_cfg *cfg, int argc, char **argv)
 		PGresult *r = cm_pg_query(
 			c,
 			"INSERT INTO api_tokens (business_id, name, token_hash, token_prefix, expires_at)"
-			" SELECT b.id, $2, $3, $4, CASE WHEN $5::integer > 0 THEN now() + make_interval(days => $5::integer) END"
+			" SELECT b.id, $2, $3, $4, CASE WHEN $5::integer > 0 THEN now() + make_interval(days => "
+			"$5::integer) END"
 			" FROM businesses b WHERE b.name = $1 OR b.id::text = $1 ORDER BY (b.name = $1) DESC LIMIT 1"
 			" RETURNING id, business_id",
 			5, p, err, sizeof(err));
@@ -136,13 +139,14 @@ int ctl_token(const struct ctl_cfg *cfg, int argc, char **argv)
 		if (!(c = ctl_connect(cfg)))
 			return 1;
 		const char *p[] = {argc == 2 ? argv[1] : NULL};
-		rc = print_json_query(c,
-				      "SELECT coalesce(json_agg(json_build_object('id', t.id, 'business', b.name, 'name', t.name,"
-				      " 'prefix', t.token_prefix || '…', 'created_at', t.created_at, 'expires_at', t.expires_at,"
-				      " 'revoked_at', t.revoked_at) ORDER BY t.id), '[]')"
-				      " FROM api_tokens t JOIN businesses b ON b.id = t.business_id"
-				      " WHERE $1::text IS NULL OR b.name = $1 OR b.id::text = $1",
-				      1, p, "token list");
+		rc = print_json_query(
+			c,
+			"SELECT coalesce(json_agg(json_build_object('id', t.id, 'business', b.name, 'name', t.name,"
+			" 'prefix', t.token_prefix || '…', 'created_at', t.created_at, 'expires_at', t.expires_at,"
+			" 'revoked_at', t.revoked_at) ORDER BY t.id), '[]')"
+			" FROM api_tokens t JOIN businesses b ON b.id = t.business_id"
+			" WHERE $1::text IS NULL OR b.name = $1 OR b.id::text = $1",
+			1, p, "token list");
 	} else if (!strcmp(argv[0], "revoke") && argc == 2) {
 		if (!(c = ctl_connect(cfg)))
 			return 1;
@@ -181,10 +185,11 @@ int ctl_lead(const struct ctl_cfg *cfg, int argc, char **argv)
 	if (!c)
 		return 1;
 	const char *p[] = {argv[1], argv[2]};
-	int rc = print_json_query(c,
-				  "SELECT row_to_json(l) FROM (SELECT bot_id, id, name, channel, attributes, tags, status_id,"
-				  " muted, updated_at FROM leads WHERE bot_id::text = $1 AND id::text = $2) l",
-				  2, p, "lead show");
+	int rc = print_json_query(
+		c,
+		"SELECT row_to_json(l) FROM (SELECT bot_id, id, name, channel, attributes, tags, status_id,"
+		" muted, updated_at FROM leads WHERE bot_id::text = $1 AND id::text = $2) l",
+		2, p, "lead show");
 	cm_pg_close(c);
 	return rc;
 }
@@ -205,7 +210,8 @@ int ctl_job(const struct ctl_cfg *cfg, int argc, char **argv)
 	const char *p[] = {argv[1]};
 	int rc = print_json_query(
 		c,
-		"SELECT json_build_object('job_id', j.job_id, 'bot_id', j.bot_id, 'lead_id', j.lead_id, 'status', j.state,"
+		"SELECT json_build_object('job_id', j.job_id, 'bot_id', j.bot_id, 'lead_id', j.lead_id, 'status', "
+		"j.state,"
 		" 'target', json_build_object('kind', j.target_kind, 'id', j.target_id, 'code', j.target_code),"
 		" 'due_at', j.due_at, 'is_periodic', j.period_sec IS NOT NULL, 'repeat_interval_sec', j.period_sec,"
 		" 'runs', j.runs, 'last_run_at', j.last_run_at, 'last_error', j.last_error, 'result', j.result,"

@@ -10,21 +10,33 @@
 #include "cm_pg.h"
 #include "ctl.h"
 
+/* clang-format off: one line per setting reads best */
 #define S(f) offsetof(struct ctl_cfg, f)
 static const struct cm_opt opts[] = {
-	{"pg-uri", "BOTJOBS_PG_URI", "postgresql:///botjobs", "PostgreSQL connection URI", CM_OPT_STR, S(pg_uri), 0, 0, 1},
-	{"kafka-brokers", "BOTJOBS_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers", CM_OPT_STR, S(brokers), 0, 0, 0},
-	{"topic-prefix", "BOTJOBS_TOPIC_PREFIX", "botjobs.", "prefix of the topic names", CM_OPT_STR, S(topic_prefix), 0, 0, 0},
-	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created by `topics`", CM_OPT_INT, S(partitions), 1, 10000, 0},
-	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created by `topics`", CM_OPT_INT, S(replication), 1, 100, 0},
-	{"count", NULL, "0", "tail: stop after this many messages (0 = until the timeout)", CM_OPT_INT, S(count), 0, 100000000, 0},
-	{"timeout-ms", NULL, "3000", "tail: stop when no message came for this long", CM_OPT_INT, S(timeout_ms), 1, 86400000, 0},
-	{"expires-days", NULL, "0", "token create: the token expires after this many days (0 = never)", CM_OPT_INT, S(expires_days), 0, 36500, 0},
-	{"prune", NULL, "false", "load: delete the bot's scripts, triggers and broadcasts that the manifest does not list", CM_OPT_BOOL, S(prune), 0, 0, 0},
+	{"pg-uri", "BOTJOBS_PG_URI", "postgresql:///botjobs", "PostgreSQL connection URI", CM_OPT_STR, S(pg_uri), 0, 0,
+	 1},
+	{"kafka-brokers", "BOTJOBS_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers", CM_OPT_STR, S(brokers),
+	 0, 0, 0},
+	{"topic-prefix", "BOTJOBS_TOPIC_PREFIX", "botjobs.", "prefix of the topic names", CM_OPT_STR, S(topic_prefix),
+	 0, 0, 0},
+	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created by `topics`", CM_OPT_INT, S(partitions),
+	 1, 10000, 0},
+	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created by `topics`", CM_OPT_INT,
+	 S(replication), 1, 100, 0},
+	{"count", NULL, "0", "tail: stop after this many messages (0 = until the timeout)", CM_OPT_INT, S(count), 0,
+	 100000000, 0},
+	{"timeout-ms", NULL, "3000", "tail: stop when no message came for this long", CM_OPT_INT, S(timeout_ms), 1,
+	 86400000, 0},
+	{"expires-days", NULL, "0", "token create: the token expires after this many days (0 = never)", CM_OPT_INT,
+	 S(expires_days), 0, 36500, 0},
+	{"prune", NULL, "false",
+	 "load: delete the bot's scripts, triggers and broadcasts that the manifest does not list", CM_OPT_BOOL,
+	 S(prune), 0, 0, 0},
 	{"log-format", "BOTJOBS_LOG_FORMAT", "text", "json or text", CM_OPT_STR, S(log_format), 0, 0, 0},
 	{"log-level", "BOTJOBS_LOG_LEVEL", "warn", "debug, info, warn or error", CM_OPT_STR, S(log_level), 0, 0, 0},
 };
 #undef S
+/* clang-format on */
 
 static const char usage[] =
 	"[options] <command> [args]\n\n"
@@ -59,7 +71,8 @@ static int reorder(int argc, char **argv, char **out)
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 1; i < argc; i++) {
 			const char *a = argv[i];
-			int is_opt = (strncmp(a, "--", 2) == 0 && a[2]) || (strncmp(a, "-X", 2) == 0) || !strcmp(a, "-h");
+			int is_opt =
+				(strncmp(a, "--", 2) == 0 && a[2]) || (strncmp(a, "-X", 2) == 0) || !strcmp(a, "-h");
 			int takes_value = 0;
 			if (is_opt && !strchr(a, '=')) {
 				if (!strcmp(a, "-X"))
@@ -106,7 +119,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	int lf = cm_log_format_parse(cfg.log_format), ll = cm_log_level_parse(cfg.log_level);
-	cm_log_setup("ctl", lf < 0 ? CM_LOG_TEXT : (enum cm_log_format)lf, ll < 0 ? CM_LOG_WARN : (enum cm_log_level)ll);
+	cm_log_setup("ctl", lf < 0 ? CM_LOG_TEXT : (enum cm_log_format)lf,
+		     ll < 0 ? CM_LOG_WARN : (enum cm_log_level)ll);
 
 	int na = ac - argi;
 	char **args = av + argi;

@@ -31,33 +31,54 @@ struct cfg {
 	int create_topics;
 };
 
+/* clang-format off: one line per setting reads best */
 #define S(f) offsetof(struct cfg, f)
 static const struct cm_opt opts[] = {
-	{"kafka-brokers", "BOTJOBS_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers", CM_OPT_STR, S(brokers), 0, 0, 0},
-	{"pg-uri", "BOTJOBS_PG_URI", "postgresql:///botjobs", "PostgreSQL URI (catalog: tokens, bots, targets)", CM_OPT_STR, S(pg_uri), 0, 0, 1},
-	{"topic-prefix", "BOTJOBS_TOPIC_PREFIX", "botjobs.", "prefix of the topic names", CM_OPT_STR, S(topic_prefix), 0, 0, 0},
+	{"kafka-brokers", "BOTJOBS_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers", CM_OPT_STR, S(brokers),
+	 0, 0, 0},
+	{"pg-uri", "BOTJOBS_PG_URI", "postgresql:///botjobs", "PostgreSQL URI (catalog: tokens, bots, targets)",
+	 CM_OPT_STR, S(pg_uri), 0, 0, 1},
+	{"topic-prefix", "BOTJOBS_TOPIC_PREFIX", "botjobs.", "prefix of the topic names", CM_OPT_STR, S(topic_prefix),
+	 0, 0, 0},
 	{"http-host", "BOTJOBS_HTTP_HOST", "0.0.0.0", "address to listen on", CM_OPT_STR, S(http_host), 0, 0, 0},
 	{"http-port", "BOTJOBS_HTTP_PORT", "8080", "port to listen on", CM_OPT_INT, S(http_port), 1, 65535, 0},
 	{"http-threads", "BOTJOBS_HTTP_THREADS", "2", "HTTP worker threads", CM_OPT_INT, S(http_threads), 1, 256, 0},
-	{"max-body-kb", "BOTJOBS_MAX_BODY_KB", "256", "largest request body (KiB); more is 413", CM_OPT_INT, S(max_body_kb), 1, 65536, 0},
-	{"read-timeout-sec", "BOTJOBS_READ_TIMEOUT_SEC", "10", "idle connections are closed after this", CM_OPT_INT, S(read_timeout_sec), 1, 3600, 0},
-	{"max-connections", "BOTJOBS_MAX_CONNECTIONS", "4096", "concurrent connections", CM_OPT_INT, S(max_connections), 1, 1000000, 0},
-	{"kafka-timeout-ms", "BOTJOBS_KAFKA_TIMEOUT_MS", "10000", "how long a job may wait for Kafka's ack before the answer is 503", CM_OPT_INT, S(kafka_timeout_ms), 100, 600000, 0},
-	{"retry-after-sec", "BOTJOBS_RETRY_AFTER_SEC", "5", "Retry-After of 503 answers", CM_OPT_INT, S(retry_after_sec), 1, 3600, 0},
-	{"catalog-refresh-sec", "BOTJOBS_CATALOG_REFRESH_SEC", "30", "full catalog reload period (changes also arrive by NOTIFY)", CM_OPT_INT, S(catalog_refresh_sec), 1, 86400, 0},
-	{"unknown-fields", "BOTJOBS_UNKNOWN_FIELDS", "warn", "unknown request fields: reject (422) or warn (202 with warnings)", CM_OPT_STR, S(unknown_fields), 0, 0, 0},
-	{"params-max-kb", "BOTJOBS_PARAMS_MAX_KB", "64", "largest script_request_params (KiB)", CM_OPT_INT, S(params_max_kb), 1, 65536, 0},
-	{"condition-max-kb", "BOTJOBS_CONDITION_MAX_KB", "64", "largest condition_script_code (KiB)", CM_OPT_INT, S(condition_max_kb), 1, 65536, 0},
-	{"min-interval-sec", "BOTJOBS_MIN_INTERVAL_SEC", "10", "floor of repeat_interval_sec", CM_OPT_INT, S(min_interval_sec), 1, 86400, 0},
-	{"horizon-days", "BOTJOBS_HORIZON_DAYS", "366", "how far ahead a job may be due", CM_OPT_INT, S(horizon_days), 1, 36600, 0},
-	{"create-topics", "BOTJOBS_CREATE_TOPICS", "true", "create missing topics at start-up", CM_OPT_BOOL, S(create_topics), 0, 0, 0},
-	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created at start-up", CM_OPT_INT, S(partitions), 1, 10000, 0},
-	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created at start-up", CM_OPT_INT, S(replication), 1, 100, 0},
-	{"timezone", "BOTJOBS_TIMEZONE", "UTC", "platform time zone of run_at values without an offset", CM_OPT_STR, S(timezone), 0, 0, 0},
+	{"max-body-kb", "BOTJOBS_MAX_BODY_KB", "256", "largest request body (KiB); more is 413", CM_OPT_INT,
+	 S(max_body_kb), 1, 65536, 0},
+	{"read-timeout-sec", "BOTJOBS_READ_TIMEOUT_SEC", "10", "idle connections are closed after this", CM_OPT_INT,
+	 S(read_timeout_sec), 1, 3600, 0},
+	{"max-connections", "BOTJOBS_MAX_CONNECTIONS", "4096", "concurrent connections", CM_OPT_INT, S(max_connections),
+	 1, 1000000, 0},
+	{"kafka-timeout-ms", "BOTJOBS_KAFKA_TIMEOUT_MS", "10000",
+	 "how long a job may wait for Kafka's ack before the answer is 503", CM_OPT_INT, S(kafka_timeout_ms), 100,
+	 600000, 0},
+	{"retry-after-sec", "BOTJOBS_RETRY_AFTER_SEC", "5", "Retry-After of 503 answers", CM_OPT_INT,
+	 S(retry_after_sec), 1, 3600, 0},
+	{"catalog-refresh-sec", "BOTJOBS_CATALOG_REFRESH_SEC", "30",
+	 "full catalog reload period (changes also arrive by NOTIFY)", CM_OPT_INT, S(catalog_refresh_sec), 1, 86400, 0},
+	{"unknown-fields", "BOTJOBS_UNKNOWN_FIELDS", "warn",
+	 "unknown request fields: reject (422) or warn (202 with warnings)", CM_OPT_STR, S(unknown_fields), 0, 0, 0},
+	{"params-max-kb", "BOTJOBS_PARAMS_MAX_KB", "64", "largest script_request_params (KiB)", CM_OPT_INT,
+	 S(params_max_kb), 1, 65536, 0},
+	{"condition-max-kb", "BOTJOBS_CONDITION_MAX_KB", "64", "largest condition_script_code (KiB)", CM_OPT_INT,
+	 S(condition_max_kb), 1, 65536, 0},
+	{"min-interval-sec", "BOTJOBS_MIN_INTERVAL_SEC", "10", "floor of repeat_interval_sec", CM_OPT_INT,
+	 S(min_interval_sec), 1, 86400, 0},
+	{"horizon-days", "BOTJOBS_HORIZON_DAYS", "366", "how far ahead a job may be due", CM_OPT_INT, S(horizon_days),
+	 1, 36600, 0},
+	{"create-topics", "BOTJOBS_CREATE_TOPICS", "true", "create missing topics at start-up", CM_OPT_BOOL,
+	 S(create_topics), 0, 0, 0},
+	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created at start-up", CM_OPT_INT, S(partitions),
+	 1, 10000, 0},
+	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created at start-up", CM_OPT_INT,
+	 S(replication), 1, 100, 0},
+	{"timezone", "BOTJOBS_TIMEZONE", "UTC", "platform time zone of run_at values without an offset", CM_OPT_STR,
+	 S(timezone), 0, 0, 0},
 	{"log-format", "BOTJOBS_LOG_FORMAT", "json", "json or text", CM_OPT_STR, S(log_format), 0, 0, 0},
 	{"log-level", "BOTJOBS_LOG_LEVEL", "info", "debug, info, warn or error", CM_OPT_STR, S(log_level), 0, 0, 0},
 };
 #undef S
+/* clang-format on */
 
 struct parts {
 	struct pr_catalog *catalog;
@@ -95,8 +116,8 @@ int main(int argc, char **argv)
 	}
 	int lf = cm_log_format_parse(cfg.log_format), ll = cm_log_level_parse(cfg.log_level);
 	enum cm_unknown_fields unknown = !strcmp(cfg.unknown_fields, "reject") ? CM_UNKNOWN_REJECT
-					 : !strcmp(cfg.unknown_fields, "warn")  ? CM_UNKNOWN_WARN
-										: (enum cm_unknown_fields)-1;
+					 : !strcmp(cfg.unknown_fields, "warn") ? CM_UNKNOWN_WARN
+									       : (enum cm_unknown_fields) - 1;
 	if (lf < 0 || ll < 0 || (int)unknown < 0) {
 		fprintf(stderr, "botjobs-producer: --log-format json|text, --log-level debug|info|warn|error, "
 				"--unknown-fields reject|warn\n");

@@ -123,7 +123,8 @@ static void schedule(struct pr_api *api, struct pr_req *req, int64_t bot_id, int
 	json_error_t jerr;
 	json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
-		snprintf(line, sizeof(line), "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
+		snprintf(line, sizeof(line), "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+			 jerr.column);
 		pr_req_error(req, 400, line, json_pack("{s[s]}", "body", jerr.text), 0);
 		return;
 	}
@@ -199,11 +200,13 @@ static void schedule(struct pr_api *api, struct pr_req *req, int64_t bot_id, int
 	p->warnings = json_incref(warnings);
 	p->retry_after = api->retry_after_sec;
 	pr_req_defer(req);
-	if (pr_kafka_send(api->kafka, api->topics->jobs, key, text, strlen(text), delivered, p, err, sizeof(err)) == -1) {
+	if (pr_kafka_send(api->kafka, api->topics->jobs, key, text, strlen(text), delivered, p, err, sizeof(err)) ==
+	    -1) {
 		json_decref(p->warnings);
 		free(p);
 		char msg[400];
-		snprintf(msg, sizeof(msg), "Kafka is not accepting messages (%s); nothing was accepted, try again", err);
+		snprintf(msg, sizeof(msg), "Kafka is not accepting messages (%s); nothing was accepted, try again",
+			 err);
 		pr_req_error(req, 503, msg, NULL, api->retry_after_sec);
 	}
 	free(text);

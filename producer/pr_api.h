@@ -16,7 +16,7 @@
 
 struct pr_api {
 	struct pr_catalog *catalog; /* borrowed */
-	struct pr_kafka *kafka;     /* borrowed */
+	struct pr_kafka *kafka;	    /* borrowed */
 	const struct cm_topics *topics;
 	struct cm_job_limits limits;
 	enum cm_unknown_fields unknown;

@@ -133,8 +133,8 @@ void pr_req_error(struct pr_req *r, unsigned status, const char *message, json_t
 
 static enum MHD_Result queue_answer(struct pr_req *r)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(r->text_len, r->text ? r->text : (void *)"",
-								      r->text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		r->text_len, r->text ? r->text : (void *)"", r->text ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
 	r->text = NULL; /* owned by the response now */
@@ -288,9 +288,10 @@ struct pr_http *pr_http_start(const struct pr_http_opts *o, pr_handler_fn handle
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)o->read_timeout_sec, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
-				completed_cb, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+				(unsigned)o->read_timeout_sec, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)o->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+				MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+				(unsigned)1, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(errstr, errstr_size, "cannot listen on %s:%d (in use?)", o->host, o->port);
 		free(h);

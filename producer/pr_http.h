@@ -18,7 +18,7 @@
 struct pr_http_opts {
 	const char *host;
 	int port;
-	int threads;          /* HTTP worker threads */
+	int threads;	      /* HTTP worker threads */
 	size_t max_body;      /* bytes; more is answered 413 */
 	int read_timeout_sec; /* an idle connection is closed after this */
 	int max_connections;

@@ -105,7 +105,8 @@ void pr_kafka_stop(struct pr_kafka *k, int flush_ms)
 {
 	if (!k)
 		return;
-	rd_kafka_resp_err_t e = rd_kafka_flush(k->rk, flush_ms);
+	rd_kafka_resp_err_t e;
+	(void)rd_kafka_flush(k->rk, flush_ms);
 	pthread_rwlock_wrlock(&k->lock);
 	k->closed = 1; /* from now on pr_kafka_send refuses: nothing can be queued after the last flush */
 	pthread_rwlock_unlock(&k->lock);
@@ -136,17 +137,17 @@ int pr_kafka_send(struct pr_kafka *k, const char *topic, const char *key, const 
 		snprintf(errstr, errstr_size, "shutting down");
 		return -1;
 	}
-	rd_kafka_resp_err_t err = rd_kafka_producev(
-		k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len), RD_KAFKA_V_OPAQUE(p),
-		RD_KAFKA_V_END);
+	rd_kafka_resp_err_t err =
+		rd_kafka_producev(k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				  RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len),
+				  RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
 	pthread_rwlock_unlock(&k->lock);
 	if (err) {
 		free(p);
 		snprintf(errstr, errstr_size, "%s", rd_kafka_err2str(err));
 		return -1;
 	}
-	return 0;
+	return 0; /* NOLINT(clang-analyzer-unix.Malloc): p is the message's opaque, freed by dr_cb */
 }
 
 int pr_kafka_down(struct pr_kafka *k, char *why, size_t why_size)

@@ -34,35 +34,59 @@ struct cfg {
 	int migrate, create_topics, events;
 };
 
+/* clang-format off: one line per setting reads best */
 #define S(f) offsetof(struct cfg, f)
 static const struct cm_opt opts[] = {
-	{"kafka-brokers", "BOTJOBS_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers", CM_OPT_STR, S(brokers), 0, 0, 0},
-	{"pg-uri", "BOTJOBS_PG_URI", "postgresql:///botjobs", "PostgreSQL connection URI or key=value string", CM_OPT_STR, S(pg_uri), 0, 0, 1},
-	{"topic-prefix", "BOTJOBS_TOPIC_PREFIX", "botjobs.", "prefix of the topic names (jobs, outbound, events, deadletter)", CM_OPT_STR, S(topic_prefix), 0, 0, 0},
-	{"group-id", "BOTJOBS_GROUP_ID", "botjobs-worker", "Kafka consumer group of the workers", CM_OPT_STR, S(group_id), 0, 0, 0},
-	{"worker-id", "BOTJOBS_WORKER_ID", "", "lease owner name (default: hostname-pid)", CM_OPT_STR, S(worker_id), 0, 0, 0},
-	{"http-host", "BOTJOBS_WORKER_HTTP_HOST", "0.0.0.0", "address for /healthz, /readyz, /metrics", CM_OPT_STR, S(http_host), 0, 0, 0},
-	{"http-port", "BOTJOBS_WORKER_HTTP_PORT", "9091", "port for /healthz, /readyz, /metrics (0 = off)", CM_OPT_INT, S(http_port), 0, 65535, 0},
+	{"kafka-brokers", "BOTJOBS_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers", CM_OPT_STR, S(brokers),
+	 0, 0, 0},
+	{"pg-uri", "BOTJOBS_PG_URI", "postgresql:///botjobs", "PostgreSQL connection URI or key=value string",
+	 CM_OPT_STR, S(pg_uri), 0, 0, 1},
+	{"topic-prefix", "BOTJOBS_TOPIC_PREFIX", "botjobs.",
+	 "prefix of the topic names (jobs, outbound, events, deadletter)", CM_OPT_STR, S(topic_prefix), 0, 0, 0},
+	{"group-id", "BOTJOBS_GROUP_ID", "botjobs-worker", "Kafka consumer group of the workers", CM_OPT_STR,
+	 S(group_id), 0, 0, 0},
+	{"worker-id", "BOTJOBS_WORKER_ID", "", "lease owner name (default: hostname-pid)", CM_OPT_STR, S(worker_id), 0,
+	 0, 0},
+	{"http-host", "BOTJOBS_WORKER_HTTP_HOST", "0.0.0.0", "address for /healthz, /readyz, /metrics", CM_OPT_STR,
+	 S(http_host), 0, 0, 0},
+	{"http-port", "BOTJOBS_WORKER_HTTP_PORT", "9091", "port for /healthz, /readyz, /metrics (0 = off)", CM_OPT_INT,
+	 S(http_port), 0, 65535, 0},
 	{"batch", "BOTJOBS_BATCH", "256", "due jobs claimed per batch", CM_OPT_INT, S(batch), 1, 10000, 0},
-	{"consume-batch", "BOTJOBS_CONSUME_BATCH", "1000", "Kafka messages stored per transaction", CM_OPT_INT, S(consume_batch), 1, 100000, 0},
-	{"lease-sec", "BOTJOBS_LEASE_SEC", "30", "lease on claimed jobs; a dead worker's jobs run again after it", CM_OPT_INT, S(lease_sec), 2, 86400, 0},
-	{"max-attempts", "BOTJOBS_MAX_ATTEMPTS", "5", "infrastructure retries of a run before the job fails", CM_OPT_INT, S(max_attempts), 1, 1000, 0},
-	{"retry-base-ms", "BOTJOBS_RETRY_BASE_MS", "1000", "first retry delay (doubles per attempt, with jitter)", CM_OPT_INT, S(retry_base_ms), 1, 3600000, 0},
-	{"outbox-batch", "BOTJOBS_OUTBOX_BATCH", "1000", "outbox rows relayed per transaction", CM_OPT_INT, S(outbox_batch), 1, 100000, 0},
-	{"heap-mb", "BOTJOBS_SCRIPT_HEAP_MB", "64", "memory cap of one script run (MiB)", CM_OPT_INT, S(heap_mb), 1, 4096, 0},
-	{"script-timeout-ms", "BOTJOBS_SCRIPT_TIMEOUT_MS", "5000", "wall-clock cap of one script run (sandbox)", CM_OPT_INT, S(script_timeout_ms), 10, 600000, 0},
-	{"min-interval-sec", "BOTJOBS_MIN_INTERVAL_SEC", "10", "floor of repeat_interval_sec", CM_OPT_INT, S(min_interval_sec), 1, 86400, 0},
-	{"horizon-days", "BOTJOBS_HORIZON_DAYS", "366", "how far ahead a job may be due", CM_OPT_INT, S(horizon_days), 1, 36600, 0},
-	{"events", "BOTJOBS_EVENTS", "true", "publish job lifecycle events to the events topic", CM_OPT_BOOL, S(events), 0, 0, 0},
-	{"migrate", "BOTJOBS_MIGRATE", "false", "apply database migrations at start-up", CM_OPT_BOOL, S(migrate), 0, 0, 0},
-	{"create-topics", "BOTJOBS_CREATE_TOPICS", "true", "create missing topics at start-up", CM_OPT_BOOL, S(create_topics), 0, 0, 0},
-	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created at start-up", CM_OPT_INT, S(partitions), 1, 10000, 0},
-	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created at start-up", CM_OPT_INT, S(replication), 1, 100, 0},
-	{"timezone", "BOTJOBS_TIMEZONE", "UTC", "platform time zone of run_at values without an offset", CM_OPT_STR, S(timezone), 0, 0, 0},
+	{"consume-batch", "BOTJOBS_CONSUME_BATCH", "1000", "Kafka messages stored per transaction", CM_OPT_INT,
+	 S(consume_batch), 1, 100000, 0},
+	{"lease-sec", "BOTJOBS_LEASE_SEC", "30", "lease on claimed jobs; a dead worker's jobs run again after it",
+	 CM_OPT_INT, S(lease_sec), 2, 86400, 0},
+	{"max-attempts", "BOTJOBS_MAX_ATTEMPTS", "5", "infrastructure retries of a run before the job fails",
+	 CM_OPT_INT, S(max_attempts), 1, 1000, 0},
+	{"retry-base-ms", "BOTJOBS_RETRY_BASE_MS", "1000", "first retry delay (doubles per attempt, with jitter)",
+	 CM_OPT_INT, S(retry_base_ms), 1, 3600000, 0},
+	{"outbox-batch", "BOTJOBS_OUTBOX_BATCH", "1000", "outbox rows relayed per transaction", CM_OPT_INT,
+	 S(outbox_batch), 1, 100000, 0},
+	{"heap-mb", "BOTJOBS_SCRIPT_HEAP_MB", "64", "memory cap of one script run (MiB)", CM_OPT_INT, S(heap_mb), 1,
+	 4096, 0},
+	{"script-timeout-ms", "BOTJOBS_SCRIPT_TIMEOUT_MS", "5000", "wall-clock cap of one script run (sandbox)",
+	 CM_OPT_INT, S(script_timeout_ms), 10, 600000, 0},
+	{"min-interval-sec", "BOTJOBS_MIN_INTERVAL_SEC", "10", "floor of repeat_interval_sec", CM_OPT_INT,
+	 S(min_interval_sec), 1, 86400, 0},
+	{"horizon-days", "BOTJOBS_HORIZON_DAYS", "366", "how far ahead a job may be due", CM_OPT_INT, S(horizon_days),
+	 1, 36600, 0},
+	{"events", "BOTJOBS_EVENTS", "true", "publish job lifecycle events to the events topic", CM_OPT_BOOL, S(events),
+	 0, 0, 0},
+	{"migrate", "BOTJOBS_MIGRATE", "false", "apply database migrations at start-up", CM_OPT_BOOL, S(migrate), 0, 0,
+	 0},
+	{"create-topics", "BOTJOBS_CREATE_TOPICS", "true", "create missing topics at start-up", CM_OPT_BOOL,
+	 S(create_topics), 0, 0, 0},
+	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created at start-up", CM_OPT_INT, S(partitions),
+	 1, 10000, 0},
+	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created at start-up", CM_OPT_INT,
+	 S(replication), 1, 100, 0},
+	{"timezone", "BOTJOBS_TIMEZONE", "UTC", "platform time zone of run_at values without an offset", CM_OPT_STR,
+	 S(timezone), 0, 0, 0},
 	{"log-format", "BOTJOBS_LOG_FORMAT", "json", "json or text", CM_OPT_STR, S(log_format), 0, 0, 0},
 	{"log-level", "BOTJOBS_LOG_LEVEL", "info", "debug, info, warn or error", CM_OPT_STR, S(log_level), 0, 0, 0},
 };
 #undef S
+/* clang-format on */
 
 struct parts {
 	struct wk_consumer *consumer;
@@ -108,7 +132,8 @@ int main(int argc, char **argv)
 	}
 	int lf = cm_log_format_parse(cfg.log_format), ll = cm_log_level_parse(cfg.log_level);
 	if (lf < 0 || ll < 0) {
-		fprintf(stderr, "botjobs-worker: --log-format must be json or text, --log-level debug/info/warn/error\n");
+		fprintf(stderr,
+			"botjobs-worker: --log-format must be json or text, --log-level debug/info/warn/error\n");
 		cm_config_free(opts, CM_ARRAY_LEN(opts), &cfg, &props);
 		return 2;
 	}
@@ -163,8 +188,8 @@ int main(int argc, char **argv)
 		}
 	}
 
-	struct wk_outbox_opts oo = {.pg_uri = cfg.pg_uri, .producer = producer, .topics = &topics,
-				    .batch = (int)cfg.outbox_batch};
+	struct wk_outbox_opts oo = {
+		.pg_uri = cfg.pg_uri, .producer = producer, .topics = &topics, .batch = (int)cfg.outbox_batch};
 	outbox = wk_outbox_start(&oo, err, sizeof(err));
 	if (!outbox) {
 		rc = fatal("outbox relay", err);

@@ -65,7 +65,8 @@ static const char APPLY_SQL[] =
 	"    tags = ARRAY(SELECT t FROM unnest(l.tags) WITH ORDINALITY AS x(t, o)"
 	"                 WHERE t <> ALL(ARRAY(SELECT jsonb_array_elements_text(coalesce(ok.tags_del, '[]'))))"
 	"                 ORDER BY o)"
-	"        || ARRAY(SELECT t FROM jsonb_array_elements_text(coalesce(ok.tags_add, '[]')) WITH ORDINALITY AS y(t, o)"
+	"        || ARRAY(SELECT t FROM jsonb_array_elements_text(coalesce(ok.tags_add, '[]')) WITH ORDINALITY AS y(t, "
+	"o)"
 	"                 WHERE t <> ALL(l.tags) ORDER BY o),"
 	"    status_id = coalesce((SELECT s.id FROM lead_statuses s WHERE s.bot_id = l.bot_id"
 	"                          AND s.name = ok.status_name), l.status_id),"
@@ -141,11 +142,12 @@ static json_t *outbox_messages(const struct wk_result *r)
 	{
 		int n = snprintf(name, sizeof(name), "%s:%d:%zu", j->job_id, r->claimed->runs + 1, i);
 		cm_uuid_from_name("botjobs.outbound", name, (size_t)n, mid);
-		json_t *payload = json_pack("{si ss ss sI sI sO sO ss si ss}", "v", 1, "type", "message", "message_id", mid,
-					    "bot_id", (json_int_t)j->bot_id, "lead_id", (json_int_t)j->lead_id,
-					    "channel", json_object_get(lead, "channel") ? json_object_get(lead, "channel") : json_null(),
-					    "text", json_object_get(m, "text"), "job_id", j->job_id, "run",
-					    r->claimed->runs + 1, "created_at", cm_time_format_us(r->finished_us, at));
+		json_t *payload =
+			json_pack("{si ss ss sI sI sO sO ss si ss}", "v", 1, "type", "message", "message_id", mid,
+				  "bot_id", (json_int_t)j->bot_id, "lead_id", (json_int_t)j->lead_id, "channel",
+				  json_object_get(lead, "channel") ? json_object_get(lead, "channel") : json_null(),
+				  "text", json_object_get(m, "text"), "job_id", j->job_id, "run", r->claimed->runs + 1,
+				  "created_at", cm_time_format_us(r->finished_us, at));
 		if (payload)
 			json_array_append_new(rows, json_pack("{ss so}", "key", key, "payload", payload));
 	}
@@ -214,7 +216,8 @@ static int batchable(const struct wk_result *res, size_t n)
 			if (res[k].outcome != WK_DONE)
 				continue;
 			const json_t *ek = json_object_get(res[k].reply, "effects");
-			if (bi && json_object_get(ek, "bot") && res[k].claimed->job.bot_id == res[i].claimed->job.bot_id)
+			if (bi && json_object_get(ek, "bot") &&
+			    res[k].claimed->job.bot_id == res[i].claimed->job.bot_id)
 				return 0;
 			if (ti && json_object_get(ek, "ticket") &&
 			    res[k].claimed->job.bot_id == res[i].claimed->job.bot_id &&
@@ -256,8 +259,8 @@ static int insert_new_jobs(const struct wk_run_ctx *ctx, const struct wk_result 
 			continue;
 		json_array_extend(envs, json_object_get(json_object_get(res[i].reply, "effects"), "jobs"));
 	}
-	int inserted = 0, rc = wk_store_insert_envelopes(ctx->conn, envs, ctx->events, &inserted, min_due, errstr,
-							   errstr_size);
+	int inserted = 0,
+	    rc = wk_store_insert_envelopes(ctx->conn, envs, ctx->events, &inserted, min_due, errstr, errstr_size);
 	json_decref(envs);
 	return rc;
 }
@@ -265,7 +268,7 @@ static int insert_new_jobs(const struct wk_run_ctx *ctx, const struct wk_result 
 static void record_result(const struct wk_result *r, const char *final)
 {
 	const struct cm_job *j = &r->claimed->job;
-	struct cm_metric *m = !strcmp(final, "done")	  ? &wk_m_runs_done
+	struct cm_metric *m = !strcmp(final, "done")	    ? &wk_m_runs_done
 			      : !strcmp(final, "skipped")   ? &wk_m_runs_skipped
 			      : !strcmp(final, "cancelled") ? &wk_m_runs_cancelled
 			      : !strcmp(final, "retry")	    ? &wk_m_runs_retry
@@ -275,7 +278,8 @@ static void record_result(const struct wk_result *r, const char *final)
 	cm_metric_observe(&wk_m_run_seconds, (double)(r->finished_us - r->started_us) / 1e6);
 	char lat[32];
 	snprintf(lat, sizeof(lat), "%.3f", (double)(r->started_us - j->due_us) / 1000.0);
-	enum cm_log_level lvl = strcmp(final, "done") == 0 || strcmp(final, "skipped") == 0 ? CM_LOG_DEBUG : CM_LOG_WARN;
+	enum cm_log_level lvl =
+		strcmp(final, "done") == 0 || strcmp(final, "skipped") == 0 ? CM_LOG_DEBUG : CM_LOG_WARN;
 	cm_log_kv(lvl, (const struct cm_kv[]){{"job_id", j->job_id}, {"outcome", final}, {"lateness_ms", lat}}, 3,
 		  "run %s%s%s", final, r->error[0] ? ": " : "", r->error);
 }

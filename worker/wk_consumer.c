@@ -49,7 +49,8 @@ static void base64(const unsigned char *in, size_t n, char *out)
 	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t o = 0;
 	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+			     (i + 2 < n ? in[i + 2] : 0);
 		out[o++] = t[(v >> 18) & 63];
 		out[o++] = t[(v >> 12) & 63];
 		out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
@@ -76,7 +77,7 @@ json_t *wk_deadletter_record(const rd_kafka_message_t *m, const char *reason, co
 	json_t *orig = m->payload ? json_stringn(m->payload, m->len) : json_string("");
 	if (orig) {
 		json_object_set_new(o, "original", orig);
-	} else {
+	} else if (m->payload) {
 		char *b = malloc(m->len / 3 * 4 + 8);
 		if (b) {
 			base64(m->payload, m->len, b);
@@ -237,7 +238,8 @@ static int process(struct wk_consumer *c, rd_kafka_message_t **msgs, size_t n)
 			atomic_store(&c->db_ok, 1);
 			cm_metric_add(&wk_m_stored, inserted);
 			if ((size_t)inserted < nj)
-				cm_log_info("consumer: %zu redelivered job(s) were already stored", nj - (size_t)inserted);
+				cm_log_info("consumer: %zu redelivered job(s) were already stored",
+					    nj - (size_t)inserted);
 			break;
 		}
 		if (stopping(c)) {
@@ -264,7 +266,7 @@ out:
 static void *consumer_main(void *arg)
 {
 	struct wk_consumer *c = arg;
-	rd_kafka_message_t **msgs = calloc((size_t)c->o.batch, sizeof(*msgs));
+	rd_kafka_message_t **msgs = calloc((size_t)c->o.batch, sizeof(rd_kafka_message_t *));
 	if (!msgs)
 		return NULL;
 	while (!stopping(c)) {
@@ -325,8 +327,7 @@ struct wk_consumer *wk_consumer_start(const struct wk_consumer_opts *opts, char 
 	    cm_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) == -1 ||
 	    cm_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) == -1 ||
 	    cm_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) == -1 ||
-	    cm_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) ==
-		    -1)
+	    cm_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) == -1)
 		goto err;
 	for (size_t i = 0; opts->props && i < opts->props->n; i++)
 		if (cm_kafka_conf_set(conf, opts->props->key[i], opts->props->val[i], errstr, errstr_size) == -1)

@@ -23,10 +23,10 @@ struct wk_consumer_opts {
 	const char *pg_uri;
 	const char *worker_id;
 	const struct cm_topics *topics;
-	const struct cm_props *props;  /* -X properties, may be NULL */
-	rd_kafka_t *producer;          /* for the dead-letter topic, borrowed */
+	const struct cm_props *props; /* -X properties, may be NULL */
+	rd_kafka_t *producer;	      /* for the dead-letter topic, borrowed */
 	const struct cm_job_limits *limits;
-	int batch;                     /* messages per database transaction */
+	int batch; /* messages per database transaction */
 	int events;
 };
 

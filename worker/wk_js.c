@@ -33,9 +33,9 @@ struct run {
 	size_t heap_used;
 	int oom;
 	/* working copies */
-	json_t *lead;      /* req.lead, borrowed (NULL when the job has no lead) */
-	json_t *attrs;     /* lead attributes */
-	json_t *tags;      /* lead tags, an array */
+	json_t *lead;	   /* req.lead, borrowed (NULL when the job has no lead) */
+	json_t *attrs;	   /* lead attributes */
+	json_t *tags;	   /* lead tags, an array */
 	json_t *bot_attrs; /* bot attributes */
 	json_t *memory;
 	json_t *ticket; /* ticket data, NULL when no ticket */
@@ -672,15 +672,24 @@ static void def_object(js_State *J, const char *global, const struct fn *fns, si
 static void def_context(js_State *J, struct run *r)
 {
 	static const struct fn lead_fns[] = {
-		{"getAttr", L_getAttr, 1},	{"setAttr", L_setAttr, 2},
-		{"getAllAttr", L_getAllAttr, 0},	{"isAttrExist", L_isAttrExist, 1},
-		{"deleteAttr", L_deleteAttr, 1},	{"getIntAttr", L_getIntAttr, 2},
-		{"getFloatAttr", L_getFloatAttr, 2}, {"getBoolAttr", L_getBoolAttr, 1},
-		{"getJsonAttr", L_getJsonAttr, 1},   {"setJsonAttr", L_setJsonAttr, 2},
-		{"getData", L_getData, 1},		{"isTagExist", L_isTagExist, 1},
-		{"getAllTags", L_getAllTags, 0},	{"addTag", L_addTag, 1},
-		{"addTags", L_addTags, 1},		{"deleteTag", L_deleteTag, 1},
-		{"deleteTags", L_deleteTags, 1},	{"getStatusId", L_getStatusId, 0},
+		{"getAttr", L_getAttr, 1},
+		{"setAttr", L_setAttr, 2},
+		{"getAllAttr", L_getAllAttr, 0},
+		{"isAttrExist", L_isAttrExist, 1},
+		{"deleteAttr", L_deleteAttr, 1},
+		{"getIntAttr", L_getIntAttr, 2},
+		{"getFloatAttr", L_getFloatAttr, 2},
+		{"getBoolAttr", L_getBoolAttr, 1},
+		{"getJsonAttr", L_getJsonAttr, 1},
+		{"setJsonAttr", L_setJsonAttr, 2},
+		{"getData", L_getData, 1},
+		{"isTagExist", L_isTagExist, 1},
+		{"getAllTags", L_getAllTags, 0},
+		{"addTag", L_addTag, 1},
+		{"addTags", L_addTags, 1},
+		{"deleteTag", L_deleteTag, 1},
+		{"deleteTags", L_deleteTags, 1},
+		{"getStatusId", L_getStatusId, 0},
 		{"setStatusByName", L_setStatusByName, 1},
 	};
 	static const struct fn bot_fns[] = {

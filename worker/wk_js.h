@@ -40,7 +40,7 @@ struct wk_js_limits {
 	size_t heap_max;     /* bytes the MuJS allocator may hold, 0 = unlimited */
 	size_t messages_max; /* sendText calls per run */
 	size_t jobs_max;     /* scheduleJob calls per run */
-	size_t log_max;      /* log lines per run */
+	size_t log_max;	     /* log lines per run */
 };
 extern const struct wk_js_limits wk_js_default_limits;
 

@@ -6,23 +6,26 @@
 static const double claim_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
 struct cm_metric wk_m_consumed = {.name = "botjobs_worker_messages_consumed_total",
-				  .help = "Messages read from the jobs topic.", .type = CM_METRIC_COUNTER};
+				  .help = "Messages read from the jobs topic.",
+				  .type = CM_METRIC_COUNTER};
 struct cm_metric wk_m_deadlettered = {.name = "botjobs_worker_messages_deadlettered_total",
-				      .help = "Invalid messages sent to the dead-letter topic.", .type = CM_METRIC_COUNTER};
+				      .help = "Invalid messages sent to the dead-letter topic.",
+				      .type = CM_METRIC_COUNTER};
 struct cm_metric wk_m_stored = {.name = "botjobs_worker_jobs_stored_total",
 				.help = "New jobs stored in PostgreSQL (redeliveries not counted).",
 				.type = CM_METRIC_COUNTER};
-#define RUNS(var, outcome)                                                                                     \
-	struct cm_metric var = {.name = "botjobs_worker_runs_total", .help = "Finished runs by outcome.",    \
-				.type = CM_METRIC_COUNTER, .labels = "outcome=\"" outcome "\""}
+#define RUNS(var, outcome)                                           \
+	struct cm_metric var = {.name = "botjobs_worker_runs_total", \
+				.help = "Finished runs by outcome.", \
+				.type = CM_METRIC_COUNTER,           \
+				.labels = "outcome=\"" outcome "\""}
 RUNS(wk_m_runs_done, "done");
 RUNS(wk_m_runs_failed, "failed");
 RUNS(wk_m_runs_skipped, "skipped");
 RUNS(wk_m_runs_cancelled, "cancelled");
 RUNS(wk_m_runs_retry, "retry");
-struct cm_metric wk_m_lateness = {.name = "botjobs_worker_lateness_seconds",
-				  .help = "Run start minus due time.",
-				  .type = CM_METRIC_HISTOGRAM};
+struct cm_metric wk_m_lateness = {
+	.name = "botjobs_worker_lateness_seconds", .help = "Run start minus due time.", .type = CM_METRIC_HISTOGRAM};
 struct cm_metric wk_m_run_seconds = {.name = "botjobs_worker_run_seconds",
 				     .help = "Duration of a run (state load and code).",
 				     .type = CM_METRIC_HISTOGRAM};
@@ -32,7 +35,8 @@ struct cm_metric wk_m_claim_batch = {.name = "botjobs_worker_claim_batch_size",
 				     .bounds = claim_buckets,
 				     .nbounds = sizeof(claim_buckets) / sizeof(claim_buckets[0])};
 struct cm_metric wk_m_outbox_relayed = {.name = "botjobs_worker_outbox_relayed_total",
-					.help = "Outbox rows delivered to Kafka.", .type = CM_METRIC_COUNTER};
+					.help = "Outbox rows delivered to Kafka.",
+					.type = CM_METRIC_COUNTER};
 struct cm_metric wk_m_leases_reaped = {.name = "botjobs_worker_leases_expired_total",
 				       .help = "Leases that expired (a worker died or stalled).",
 				       .type = CM_METRIC_COUNTER};
@@ -43,10 +47,9 @@ void wk_metrics_init(void)
 	wk_m_lateness.nbounds = cm_buckets_latency_n;
 	wk_m_run_seconds.bounds = cm_buckets_latency;
 	wk_m_run_seconds.nbounds = cm_buckets_latency_n;
-	struct cm_metric *all[] = {&wk_m_consumed,     &wk_m_deadlettered,   &wk_m_stored,
-				   &wk_m_runs_done,    &wk_m_runs_failed,    &wk_m_runs_skipped,
-				   &wk_m_runs_cancelled, &wk_m_runs_retry,   &wk_m_lateness,
-				   &wk_m_run_seconds,  &wk_m_claim_batch,    &wk_m_outbox_relayed,
+	struct cm_metric *all[] = {&wk_m_consumed,     &wk_m_deadlettered, &wk_m_stored,	 &wk_m_runs_done,
+				   &wk_m_runs_failed,  &wk_m_runs_skipped, &wk_m_runs_cancelled, &wk_m_runs_retry,
+				   &wk_m_lateness,     &wk_m_run_seconds,  &wk_m_claim_batch,	 &wk_m_outbox_relayed,
 				   &wk_m_leases_reaped};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		cm_metrics_register(all[i]);

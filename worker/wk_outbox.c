@@ -51,9 +51,9 @@ static int relay_once(struct wk_outbox *o)
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%d", o->o.batch);
 	const char *p[] = {lim};
-	PGresult *r = cm_pg_query(o->conn,
-				  "SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::integer FOR UPDATE",
-				  1, p, err, sizeof(err));
+	PGresult *r = cm_pg_query(
+		o->conn, "SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::integer FOR UPDATE", 1,
+		p, err, sizeof(err));
 	if (!r)
 		goto rollback;
 	int n = PQntuples(r);
@@ -68,8 +68,8 @@ static int relay_once(struct wk_outbox *o)
 		goto rollback;
 	}
 	for (int i = 0; i < n; i++) {
-		const char *topic = strcmp(PQgetvalue(r, i, 1), "outbound") == 0 ? o->o.topics->outbound
-										  : o->o.topics->events;
+		const char *topic =
+			strcmp(PQgetvalue(r, i, 1), "outbound") == 0 ? o->o.topics->outbound : o->o.topics->events;
 		const char *key = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
 		wk_kafka_produce(o->o.producer, topic, key, PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3),
 				 &status[i]);
@@ -85,7 +85,8 @@ static int relay_once(struct wk_outbox *o)
 	json_decref(ids);
 	const char *dp[] = {text};
 	int bad = delivered > 0 &&
-		  cm_pg_command(o->conn, "DELETE FROM outbox WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
+		  cm_pg_command(o->conn,
+				"DELETE FROM outbox WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
 				1, dp, err, sizeof(err)) == -1;
 	free(text);
 	if (bad)
@@ -94,8 +95,8 @@ static int relay_once(struct wk_outbox *o)
 		goto fail;
 	cm_metric_add(&wk_m_outbox_relayed, delivered);
 	if (delivered < n) {
-		cm_log_warn("outbox: %d of %d message(s) not acknowledged by Kafka; they stay and are retried", n - delivered,
-			    n);
+		cm_log_warn("outbox: %d of %d message(s) not acknowledged by Kafka; they stay and are retried",
+			    n - delivered, n);
 		goto fail_nolog;
 	}
 	free(status);

@@ -120,7 +120,8 @@ static json_t *build_request(struct wk_result *r)
 		return NULL;
 	}
 	if (j->kind != CM_TARGET_NONE && !json_is_object(target)) {
-		fail(r, WK_FAILED, "%s does not exist in bot %" PRId64, target_label(j, label, sizeof(label)), j->bot_id);
+		fail(r, WK_FAILED, "%s does not exist in bot %" PRId64, target_label(j, label, sizeof(label)),
+		     j->bot_id);
 		return NULL;
 	}
 	if (j->kind == CM_TARGET_SCRIPT || j->kind == CM_TARGET_BROADCAST) {

@@ -17,12 +17,12 @@
 #include "wk_store.h"
 
 struct wk_run_ctx {
-	PGconn *conn;            /* borrowed */
-	struct wk_runtime *rt;   /* borrowed */
-	const char *worker_id;   /* lease owner */
-	int events;              /* write job lifecycle events */
-	int max_attempts;        /* infrastructure retries before a job fails */
-	int retry_base_ms;       /* first retry delay; doubles per attempt, with jitter */
+	PGconn *conn;	       /* borrowed */
+	struct wk_runtime *rt; /* borrowed */
+	const char *worker_id; /* lease owner */
+	int events;	       /* write job lifecycle events */
+	int max_attempts;      /* infrastructure retries before a job fails */
+	int retry_base_ms;     /* first retry delay; doubles per attempt, with jitter */
 };
 
 enum wk_outcome { WK_DONE, WK_FAILED, WK_SKIPPED, WK_CANCELLED, WK_RETRY };
@@ -32,7 +32,7 @@ struct wk_result {
 	enum wk_outcome outcome;
 	char error[1200];
 	int error_line;
-	json_t *reply;    /* the runtime's reply, owned (NULL unless the code ran) */
+	json_t *reply;	  /* the runtime's reply, owned (NULL unless the code ran) */
 	json_t *snapshot; /* the loaded state, owned */
 	int64_t started_us, finished_us;
 };

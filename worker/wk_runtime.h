@@ -16,7 +16,7 @@
 
 struct wk_runtime_opts {
 	struct wk_js_limits js; /* per-run limits */
-	int timeout_ms;         /* wall-clock limit of one run (sandbox only) */
+	int timeout_ms;		/* wall-clock limit of one run (sandbox only) */
 };
 
 struct wk_runtime;

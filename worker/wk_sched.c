@@ -145,8 +145,8 @@ static void *sched_main(void *arg)
 		if (next_due <= now) {
 			struct wk_claimed *jobs = NULL;
 			size_t n = 0;
-			if (wk_store_claim(s->conn, s->o.worker_id, s->o.lease_sec, (size_t)s->o.batch, s->o.events, &jobs,
-					   &n, err, sizeof(err)) == -1) {
+			if (wk_store_claim(s->conn, s->o.worker_id, s->o.lease_sec, (size_t)s->o.batch, s->o.events,
+					   &jobs, &n, err, sizeof(err)) == -1) {
 				cm_log_warn("scheduler: claim: %s", err);
 				wait_until(s, now + 50000, &next_due, &requery);
 				requery = 1;

@@ -28,7 +28,8 @@ static const char INSERT_SQL[] =
 	"WITH input AS ("
 	"  SELECT x.*, CASE WHEN x.script_id IS NOT NULL OR x.script_code IS NOT NULL THEN 'script'"
 	"                   WHEN x.trigger_id IS NOT NULL OR x.trigger_code IS NOT NULL THEN 'trigger'"
-	"                   WHEN x.broadcast_id IS NOT NULL OR x.broadcast_code IS NOT NULL THEN 'broadcast' END AS kind"
+	"                   WHEN x.broadcast_id IS NOT NULL OR x.broadcast_code IS NOT NULL THEN 'broadcast' END AS "
+	"kind"
 	"  FROM jsonb_to_recordset($1::jsonb) AS x(job_id uuid, bot_id bigint, lead_id bigint, ticket_id bigint,"
 	"       script_id bigint, script_code text, trigger_id bigint, trigger_code text, broadcast_id bigint,"
 	"       broadcast_code text, due_at timestamptz, is_periodic boolean, repeat_interval_sec integer,"
@@ -133,8 +134,8 @@ out:
 }
 
 /* A lead's earliest pending job is its head; only heads run, so one lead's runs are sequential. */
-#define IS_LEAD_HEAD                                                                                            \
-	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"              \
+#define IS_LEAD_HEAD                                                                            \
+	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id" \
 	"   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id))"
 
 int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_size)

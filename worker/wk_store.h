@@ -19,8 +19,8 @@
 /* A claimed job: the stored job plus its lease. */
 struct wk_claimed {
 	struct cm_job job; /* owned */
-	int attempts;      /* the lease token: completion must present it */
-	int runs;          /* runs finished before this one */
+	int attempts;	   /* the lease token: completion must present it */
+	int runs;	   /* runs finished before this one */
 };
 void wk_claimed_free(struct wk_claimed *c, size_t n); /* frees the array and its jobs; NULL-safe */
 

@@ -23,8 +23,8 @@ Test(api, token_headers)
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		const char *got = pr_api_token(c[i].authorization, c[i].authentication);
 		if (c[i].want)
-			cr_expect(got && strcmp(got, c[i].want) == 0, "%s: got %s, want %s", c[i].label, got ? got : "NULL",
-				  c[i].want);
+			cr_expect(got && strcmp(got, c[i].want) == 0, "%s: got %s, want %s", c[i].label,
+				  got ? got : "NULL", c[i].want);
 		else
 			cr_expect(got == NULL, "%s: got %s, want NULL", c[i].label, got);
 	}

@@ -98,7 +98,8 @@ Test(token, format_and_hash)
 	cr_assert_eq(strncmp(t1, "bj_", 3), 0);
 	cr_assert_str_neq(t1, t2);
 	for (const char *p = t1 + 3; *p; p++)
-		cr_assert(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p), "char %c", *p);
+		cr_assert(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p), "char %c",
+			  *p);
 	cm_token_hash_hex("abc", h);
 	cr_assert_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	cr_assert_eq(cm_token_new(t1, 20), -1, "a short buffer is refused");

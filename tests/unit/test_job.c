@@ -26,9 +26,10 @@ static const struct rcase rcases[] = {
 	{"broadcast without lead", "{\"broadcast_code\":\"promo\"}", ""},
 	{"script with lead", "{\"script_id\":3,\"lead_id\":9,\"ticket_id\":4}", ""},
 	{"tags only", "{\"lead_id\":1,\"add_tags\":\"a,b\",\"remove_tags\":\"c\"}", ""},
-	{"everything", "{\"trigger_code\":\"t\",\"lead_id\":1,\"run_at\":\"2027-01-15 09:00:00\",\"is_periodic\":true,"
-		       "\"repeat_interval_sec\":60,\"condition_script_code\":\"return true;\",\"script_request_params\":"
-		       "{\"a\":[1,2]},\"add_tags\":[\"x\"]}",
+	{"everything",
+	 "{\"trigger_code\":\"t\",\"lead_id\":1,\"run_at\":\"2027-01-15 09:00:00\",\"is_periodic\":true,"
+	 "\"repeat_interval_sec\":60,\"condition_script_code\":\"return true;\",\"script_request_params\":"
+	 "{\"a\":[1,2]},\"add_tags\":[\"x\"]}",
 	 ""},
 	{"id and code of one kind", "{\"trigger_id\":1,\"trigger_code\":\"echo\"}", "trigger_code"},
 	{"two kinds", "{\"trigger_code\":\"echo\",\"script_id\":2,\"lead_id\":1}", "target"},
@@ -60,8 +61,10 @@ static const struct rcase rcases[] = {
 	{"condition not a string", "{\"trigger_code\":\"t\",\"condition_script_code\":true}", "condition_script_code"},
 	{"params not an object", "{\"trigger_code\":\"t\",\"script_request_params\":[1]}", "script_request_params"},
 	{"tags not a string", "{\"lead_id\":1,\"add_tags\":5}", "add_tags"},
-	{"tag too long", "{\"lead_id\":1,\"add_tags\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-			 "aaaaaaaaaaaaaaaaaaaaaaaa\"}",
+	{"tag too long",
+	 "{\"lead_id\":1,\"add_tags\":"
+	 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	 "aaaaaaaaaaaaaaaaaaaaaaaa\"}",
 	 "add_tags"},
 	{"unknown field", "{\"trigger_code\":\"t\",\"trigger_cod\":\"x\"}", "trigger_cod"},
 	{"every bad field at once", "{\"trigger_code\":5,\"lead_id\":-1,\"run_at\":\"x\",\"is_periodic\":true}",
@@ -97,7 +100,8 @@ ParameterizedTest(const struct rcase *c, job, request_rules)
 		snprintf(want, sizeof(want), "%s", c->bad);
 		size_t nwant = 0;
 		for (char *save = NULL, *f = strtok_r(want, ",", &save); f; f = strtok_r(NULL, ",", &save), nwant++)
-			cr_expect(json_object_get(errors, f) != NULL, "%s: got '%s', want an error on %s", c->label, line, f);
+			cr_expect(json_object_get(errors, f) != NULL, "%s: got '%s', want an error on %s", c->label,
+				  line, f);
 		cr_expect_eq(json_object_size(errors), nwant, "%s: got '%s', want exactly %s", c->label, line, c->bad);
 	}
 	cm_job_clear(&job);
@@ -136,9 +140,9 @@ Test(job, due_times)
 		     0);
 	cr_expect_eq(j.due_us, NOW + 10500000, "run_at wins over run_after_sec");
 	cm_job_clear(&j), json_decref(e);
-	cr_assert_eq(parse("{\"trigger_code\":\"t\",\"run_at\":\"2020-01-01 00:00:00\"}", &j, &e, CM_UNKNOWN_REJECT,
-			   NULL),
-		     0);
+	cr_assert_eq(
+		parse("{\"trigger_code\":\"t\",\"run_at\":\"2020-01-01 00:00:00\"}", &j, &e, CM_UNKNOWN_REJECT, NULL),
+		0);
 	cr_expect_eq(j.due_us, NOW, "a one-shot job in the past is due now");
 	cm_job_clear(&j), json_decref(e);
 	cr_assert_eq(parse("{\"trigger_code\":\"t\",\"run_at\":\"2027-01-14 09:00:00\",\"is_periodic\":1,"
@@ -185,8 +189,8 @@ Test(job, condition_error_has_its_line)
 			   CM_UNKNOWN_REJECT, NULL),
 		     0, "parse() does not compile conditions");
 	cm_job_clear(&j), json_decref(e);
-	json_t *body = json_loads("{\"trigger_code\":\"t\",\"condition_script_code\":\"var a = 1;\\nreturn a +;\"}", 0,
-				  NULL);
+	json_t *body =
+		json_loads("{\"trigger_code\":\"t\",\"condition_script_code\":\"var a = 1;\\nreturn a +;\"}", 0, NULL);
 	json_t *errors = json_object();
 	struct cm_job_parse_ctx ctx = {.now_us = NOW, .check_condition_compiles = 1};
 	cm_job_init(&j);
@@ -248,7 +252,8 @@ Test(envelope, direct_publishers_may_use_run_after_sec)
 
 Test(envelope, cancel)
 {
-	const char *m = "{\"v\":1,\"type\":\"cancel\",\"job_id\":\"01a212f2-b91c-7e27-83e4-9f71b82b0035\",\"bot_id\":5}";
+	const char *m =
+		"{\"v\":1,\"type\":\"cancel\",\"job_id\":\"01a212f2-b91c-7e27-83e4-9f71b82b0035\",\"bot_id\":5}";
 	enum cm_command cmd;
 	struct cm_job j;
 	struct cm_cancel c;
@@ -278,8 +283,8 @@ static const struct bad_env bad_envs[] = {
 	 "{\"v\":1,\"type\":\"schedule\",\"job_id\":\"01a212f2-b91c-7e27-83e4-9f71b82b0035\",\"bot_id\":1,"
 	 "\"trigger_code\":\"t\",\"due_at\":\"soon\"}",
 	 "due_at"},
-	{"no target", "{\"v\":1,\"type\":\"schedule\",\"job_id\":\"01a212f2-b91c-7e27-83e4-9f71b82b0035\",\"bot_id\":1}",
-	 "target"},
+	{"no target",
+	 "{\"v\":1,\"type\":\"schedule\",\"job_id\":\"01a212f2-b91c-7e27-83e4-9f71b82b0035\",\"bot_id\":1}", "target"},
 	{"duplicate keys", "{\"v\":1,\"v\":1}", "not JSON"},
 };
 

@@ -10,10 +10,11 @@
 
 static json_t *request(const char *code)
 {
-	json_t *r = json_pack("{s{sisiss} s{sissss s{ss} s[ss]} s{sis{ss}} s{ss} ss ss}", "context", "botId", 1, "leadId",
-			      7, "jobId", "01a212f2-b91c-7e27-83e4-9f71b82b0035", "lead", "id", 7, "name", "Ann", "channel",
-			      "telegram", "attributes", "lang", "en", "tags", "a", "b", "bot", "id", 1, "attributes",
-			      "greeting", "Hello", "params", "text", "hi", "name", "trigger t", "code", code);
+	json_t *r =
+		json_pack("{s{sisiss} s{sissss s{ss} s[ss]} s{sis{ss}} s{ss} ss ss}", "context", "botId", 1, "leadId",
+			  7, "jobId", "01a212f2-b91c-7e27-83e4-9f71b82b0035", "lead", "id", 7, "name", "Ann", "channel",
+			  "telegram", "attributes", "lang", "en", "tags", "a", "b", "bot", "id", 1, "attributes",
+			  "greeting", "Hello", "params", "text", "hi", "name", "trigger t", "code", code);
 	cr_assert(r, "test request");
 	return r;
 }
@@ -105,7 +106,8 @@ Test(js, es2015_syntax_gets_a_hint)
 	for (size_t i = 0; i < 4; i++) {
 		json_t *r = run(request(codes[i][0]));
 		cr_expect_str_eq(outcome(r), "failed", "%s", codes[i][0]);
-		cr_expect(strstr(error(r), codes[i][1]) && strstr(error(r), "ES5"), "%s: got '%s'", codes[i][0], error(r));
+		cr_expect(strstr(error(r), codes[i][1]) && strstr(error(r), "ES5"), "%s: got '%s'", codes[i][0],
+			  error(r));
 		json_decref(r);
 	}
 }
@@ -166,10 +168,11 @@ Test(js, tags_job_changes_then_code)
 
 Test(js, attributes)
 {
-	json_t *r = run(request("lead.setAttr('n', 5); lead.setJsonAttr('o', {k: [1, 2]}); lead.deleteAttr('lang');\n"
-				"return [lead.getAttr('n'), lead.getIntAttr('n') + 1, lead.getJsonAttr('o').k[1],\n"
-				"        lead.isAttrExist('lang'), lead.getAttr('missing'), lead.getFloatAttr('x', 2.5),\n"
-				"        lead.getBoolAttr('n'), lead.getData('name'), bot.getAttr('greeting')];"));
+	json_t *r =
+		run(request("lead.setAttr('n', 5); lead.setJsonAttr('o', {k: [1, 2]}); lead.deleteAttr('lang');\n"
+			    "return [lead.getAttr('n'), lead.getIntAttr('n') + 1, lead.getJsonAttr('o').k[1],\n"
+			    "        lead.isAttrExist('lang'), lead.getAttr('missing'), lead.getFloatAttr('x', 2.5),\n"
+			    "        lead.getBoolAttr('n'), lead.getData('name'), bot.getAttr('greeting')];"));
 	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
 	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
 	cr_expect_str_eq(s, "[\"5\",6,2,false,null,2.5,false,\"Ann\",\"Hello\"]");
@@ -183,9 +186,10 @@ Test(js, attributes)
 
 Test(js, bot_memory_and_schedule)
 {
-	json_t *r = run(request("bot.setAttr('count', 3); memory.setAttr('tmp', {a: 1});\n"
-				"var id = bot.scheduleJob({trigger_code: 'later', lead_id: leadId, run_after_sec: 60});\n"
-				"return [memory.getAttr('tmp').a, id.length];"));
+	json_t *r =
+		run(request("bot.setAttr('count', 3); memory.setAttr('tmp', {a: 1});\n"
+			    "var id = bot.scheduleJob({trigger_code: 'later', lead_id: leadId, run_after_sec: 60});\n"
+			    "return [memory.getAttr('tmp').a, id.length];"));
 	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
 	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
 	cr_expect_str_eq(s, "[1,36]");
@@ -229,7 +233,8 @@ Test(js, memory_cap_is_a_js_error)
 	req = request("try { var s = 'x'; while (true) s = s + s; } catch (e) { return 'caught'; }");
 	r = wk_js_run(req, &lim);
 	json_decref(req);
-	cr_expect_str_eq(json_string_value(json_object_get(r, "result")), "caught", "got %s / %s", outcome(r), error(r));
+	cr_expect_str_eq(json_string_value(json_object_get(r, "result")), "caught", "got %s / %s", outcome(r),
+			 error(r));
 	json_decref(r);
 }
 
