@@ -1,0 +1,34 @@
+# botjobs image: botjobs-producer, botjobs-worker, botjobsctl and the demo bot.
+#   docker build -t botjobs .
+# Build on Debian 12 with its -dev packages; run on debian:12-slim with the runtime libraries only.
+
+FROM debian:12 AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq-dev libmicrohttpd-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Makefile ./
+COPY common common
+COPY producer producer
+COPY worker worker
+COPY ctl ctl
+COPY schemas schemas
+COPY tools tools
+RUN make -j"$(nproc)" WERROR=1 all && strip bin/*
+
+FROM debian:12-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      librdkafka1 libjansson4 libmujs2 libpq5 libmicrohttpd12 tzdata ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin botjobs
+COPY --from=build /src/bin/ /usr/local/bin/
+COPY examples /usr/share/botjobs/examples
+# Nothing is written to the file system: a read-only root works. Logs go to stderr.
+USER 10001
+EXPOSE 8080 9091
+ENV BOTJOBS_LOG_FORMAT=json
+# The producer's port; the worker service overrides it (9091).
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+CMD ["botjobs-producer"]
