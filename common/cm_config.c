@@ -152,8 +152,8 @@ static void print_markdown(const struct cm_opt *opts, size_t nopts, int has_prop
 {
 	printf("| flag | environment | default | meaning |\n|---|---|---|---|\n");
 	for (size_t i = 0; i < nopts; i++)
-		printf("| `--%s` | %s%s%s | %s%s%s | %s |\n", opts[i].flag, opts[i].env ? "`" : "", opts[i].env ? opts[i].env : "-",
-		       opts[i].env ? "`" : "", opts[i].def && *opts[i].def ? "`" : "",
+		printf("| `--%s` | %s%s%s | %s%s%s | %s |\n", opts[i].flag, opts[i].env ? "`" : "",
+		       opts[i].env ? opts[i].env : "-", opts[i].env ? "`" : "", opts[i].def && *opts[i].def ? "`" : "",
 		       opts[i].def && *opts[i].def ? opts[i].def : "(empty)", opts[i].def && *opts[i].def ? "`" : "",
 		       opts[i].help);
 	if (has_props)
