@@ -339,7 +339,8 @@ int wk_apply_results(const struct wk_run_ctx *ctx, struct wk_result *res, size_t
 	int64_t min_due = INT64_MAX;
 	int lead_jobs = 0;
 
-	if (cm_pg_exec(ctx->conn, "BEGIN", errstr, errstr_size) == -1)
+	/* Durable: the scheduler's connection commits claims asynchronously, never completions. */
+	if (cm_pg_exec(ctx->conn, "BEGIN; SET LOCAL synchronous_commit = on", errstr, errstr_size) == -1)
 		return -1;
 	if (batchable(res, n)) {
 		json_t *rows = json_array();
@@ -357,7 +358,8 @@ int wk_apply_results(const struct wk_run_ctx *ctx, struct wk_result *res, size_t
 			cm_log_warn("batch completion failed, applying one by one: %s", err);
 			cm_pg_exec_quiet(ctx->conn, "ROLLBACK");
 			min_due = INT64_MAX;
-			if (cm_pg_exec(ctx->conn, "BEGIN", errstr, errstr_size) == -1)
+			if (cm_pg_exec(ctx->conn, "BEGIN; SET LOCAL synchronous_commit = on", errstr, errstr_size) ==
+			    -1)
 				return -1;
 		}
 	}

@@ -48,9 +48,14 @@ static int stopping(struct wk_sched *s)
 	return atomic_load(&s->stop) || cm_signal_stopping();
 }
 
+/*
+ * LISTEN for new jobs, and do not wait for the WAL flush on this connection's own commits: a claim
+ * (or a reaped lease) lost in a crash only leaves the job claimable again. Completions, which must be
+ * durable, switch it back on for their transaction (wk_apply.c).
+ */
 static int listen_jobs(PGconn *c, char *errstr, size_t errstr_size)
 {
-	return cm_pg_exec(c, "LISTEN " WK_NOTIFY_JOBS, errstr, errstr_size);
+	return cm_pg_exec(c, "LISTEN " WK_NOTIFY_JOBS "; SET synchronous_commit = off", errstr, errstr_size);
 }
 
 /* Reconnects after a lost connection, with a growing pause; returns when connected or stopping. */

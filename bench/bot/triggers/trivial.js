@@ -1,0 +1,2 @@
+// trivial - the benchmark's "real" job: read one parameter, set one lead attribute.
+lead.setAttr('n', request.getParam('n', 0));
