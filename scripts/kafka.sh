@@ -57,7 +57,7 @@ PROPS
 		java -cp "$cp" "${jopts[@]}" kafka.tools.StorageTool format --cluster-id "$cid" \
 			--config "$dir/server.properties" >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; exit 1; }
 	fi
-	nohup java -cp "$cp" "${jopts[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 &
+	setsid nohup java -cp "$cp" "${jopts[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 </dev/null &
 	echo $! >"$dir/kafka.pid"
 	for _ in $(seq 1 600); do
 		if grep -q "Kafka Server started" "$dir/kafka.log" 2>/dev/null; then

@@ -42,7 +42,8 @@ start_proc() {
 		echo "stack: $name already running (pid $(cat "$L/run/$name.pid"))"
 		return
 	fi
-	BOTJOBS_PG_URI=$pg_uri BOTJOBS_KAFKA_BROKERS=$brokers nohup "$@" >>"$L/log/$name.log" 2>&1 &
+	# Own session: a Ctrl-C on `make run` must not reach it; `down` stops it gracefully with SIGTERM.
+	BOTJOBS_PG_URI=$pg_uri BOTJOBS_KAFKA_BROKERS=$brokers setsid nohup "$@" >>"$L/log/$name.log" 2>&1 </dev/null &
 	echo $! >"$L/run/$name.pid"
 }
 
