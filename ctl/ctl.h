@@ -27,5 +27,7 @@ int ctl_token(const struct ctl_cfg *cfg, int argc, char **argv);
 int ctl_lead(const struct ctl_cfg *cfg, int argc, char **argv);
 int ctl_job(const struct ctl_cfg *cfg, int argc, char **argv);
 int ctl_tail(const struct ctl_cfg *cfg, const char *topic);
+/* validate [request|envelope]: the schedule rules' verdict on JSON from stdin. */
+int ctl_validate(const struct ctl_cfg *cfg, const char *what);
 
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cm_id.h"
+#include "cm_job.h"
 #include "cm_kafka.h"
 #include "cm_pg.h"
 #include "cm_time.h"
@@ -276,4 +277,71 @@ int ctl_tail(const struct ctl_cfg *cfg, const char *which)
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 	return 0;
+}
+
+/*
+ * validate [request|envelope]: the C rules' verdict on a JSON document read from stdin, as JSON on
+ * stdout: {"valid":true} or {"valid":false,"errors":{field:[rule]}} (requests) / {"valid":false,
+ * "reason":"..."} (envelopes). Exit 0 when valid, 1 when not. The bot and its targets are not looked up.
+ */
+int ctl_validate(const struct ctl_cfg *cfg, const char *what)
+{
+	(void)cfg;
+	size_t cap = 1 << 16, len = 0, n;
+	char *buf = malloc(cap);
+	while (buf && (n = fread(buf + len, 1, cap - len, stdin)) > 0) {
+		len += n;
+		if (len == cap) {
+			char *nb = realloc(buf, cap *= 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+			}
+			buf = nb;
+		}
+	}
+	if (!buf) {
+		fprintf(stderr, "botjobsctl: out of memory\n");
+		return 1;
+	}
+	json_t *out = json_object();
+	int valid = 0;
+	if (!strcmp(what, "envelope")) {
+		enum cm_command cmd;
+		struct cm_job job;
+		struct cm_cancel cancel;
+		char err[1024];
+		valid = cm_envelope_parse(buf, len, cm_time_now_us(), NULL, &cmd, &job, &cancel, err, sizeof(err)) == 0;
+		if (valid && cmd == CM_CMD_SCHEDULE)
+			cm_job_clear(&job);
+		if (!valid)
+			json_object_set_new(out, "reason", json_string(err));
+	} else {
+		json_error_t je;
+		json_t *body = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+		json_t *errors = json_object();
+		if (!body) {
+			json_object_set_new(errors, "body", json_pack("[s]", je.text));
+		} else {
+			struct cm_job job;
+			cm_job_init(&job);
+			struct cm_job_parse_ctx ctx = {.now_us = cm_time_now_us(),
+						       .limits = &cm_job_default_limits,
+						       .unknown = CM_UNKNOWN_REJECT,
+						       .check_condition_compiles = 1};
+			valid = cm_job_from_request(body, 1, &ctx, &job, errors) == 0;
+			cm_job_clear(&job);
+		}
+		if (!valid)
+			json_object_set(out, "errors", errors);
+		json_decref(errors);
+		json_decref(body);
+	}
+	json_object_set_new(out, "valid", json_boolean(valid));
+	char *text = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+	printf("%s\n", text ? text : "{}");
+	free(text);
+	json_decref(out);
+	free(buf);
+	return valid ? 0 : 1;
 }

@@ -52,7 +52,9 @@ static const char usage[] =
 	"  lead show BOT LEAD             a lead's attributes, tags and status as JSON\n"
 	"  job show JOB_ID                a job's status and run history as JSON\n"
 	"  tail TOPIC                     print the messages of a topic (jobs, outbound, events, deadletter)\n"
-	"                                 from the beginning, one JSON per line";
+	"                                 from the beginning, one JSON per line\n"
+	"  validate [request|envelope]    check a schedule request (or a Kafka envelope) read from stdin\n"
+	"                                 against the API's rules; prints the verdict as JSON";
 
 PGconn *ctl_connect(const struct ctl_cfg *cfg)
 {
@@ -143,6 +145,8 @@ int main(int argc, char **argv)
 		rc = ctl_job(&cfg, na - 1, args + 1);
 	else if (!strcmp(cmd, "tail") && na == 2)
 		rc = ctl_tail(&cfg, args[1]);
+	else if (!strcmp(cmd, "validate") && na <= 2)
+		rc = ctl_validate(&cfg, na == 2 ? args[1] : "request");
 	else
 		fprintf(stderr, "botjobsctl: unknown command or wrong arguments: %s (see --help)\n", cmd);
 out:

@@ -22,6 +22,7 @@ const struct wk_js_limits wk_js_default_limits = {
 	.messages_max = 100,
 	.jobs_max = 100,
 	.log_max = 100,
+	.calls_max = 50,
 };
 
 #define MAX_DEPTH 64
@@ -30,6 +31,10 @@ const struct wk_js_limits wk_js_default_limits = {
 struct run {
 	const json_t *req;
 	const struct wk_js_limits *lim;
+	const struct wk_js_host *host;
+	size_t calls;
+	json_t *api_headers; /* api.setHeaders */
+	int api_status;	     /* api.getLastResponseCode */
 	size_t heap_used;
 	int oom;
 	/* working copies */
@@ -584,6 +589,103 @@ static void B_runTriggerByCodeForLead(js_State *J)
 	schedule(J, p, "bot.runTriggerByCodeForLead");
 }
 
+/* ---- calls to the host: bot.findLeads, api.* ---- */
+
+/* Calls the host with args (stolen); returns the result (a new reference) or throws. */
+static json_t *host_call(js_State *J, const char *method, json_t *args)
+{
+	struct run *r = R(J);
+	if (!r->host || !r->host->call) {
+		json_decref(args);
+		js_error(J, "%s is not available here", method);
+	}
+	if (r->calls >= r->lim->calls_max) {
+		json_decref(args);
+		js_rangeerror(J, "%s: at most %zu calls to findLeads/api per run", method, r->lim->calls_max);
+	}
+	r->calls++;
+	char err[512] = "";
+	json_t *res = r->host->call(r->host->ctx, method, args, err, sizeof(err));
+	json_decref(args);
+	if (!res)
+		js_error(J, "%s: %s", method, err[0] ? err : "failed");
+	return res;
+}
+
+/* Pushes res (stolen) as a JS value; frees it even when the conversion throws. */
+static void push_result(js_State *J, json_t *res)
+{
+	if (js_try(J)) {
+		json_decref(res);
+		js_throw(J);
+	}
+	push_json(J, res, 0);
+	js_endtry(J);
+	json_decref(res);
+}
+
+static json_t *arg_or_null(js_State *J, int idx)
+{
+	return js_isdefined(J, idx) && !js_isnull(J, idx) ? to_json(J, idx, 0) : json_null();
+}
+
+/* bot.findLeads(columns, where, orderBy, limit, offset) - where: [field, value], [field, op, value] or a list of them. */
+static void B_findLeads(js_State *J)
+{
+	json_t *args = json_object();
+	json_object_set_new(args, "columns", arg_or_null(J, 1));
+	json_object_set_new(args, "where", arg_or_null(J, 2));
+	json_object_set_new(args, "order_by", arg_or_null(J, 3));
+	json_object_set_new(args, "limit",
+			    js_isnumber(J, 4) ? json_integer((json_int_t)js_tonumber(J, 4)) : json_null());
+	json_object_set_new(args, "offset",
+			    js_isnumber(J, 5) ? json_integer((json_int_t)js_tonumber(J, 5)) : json_null());
+	push_result(J, host_call(J, "findLeads", args));
+}
+
+static void A_setHeaders(js_State *J)
+{
+	struct run *r = R(J);
+	if (!js_isobject(J, 1) || js_isarray(J, 1))
+		js_typeerror(J, "api.setHeaders: expects an object of header names and values");
+	json_t *h = to_json(J, 1, 0);
+	json_decref(r->api_headers);
+	r->api_headers = h;
+	js_pushundefined(J);
+}
+
+static void api_call(js_State *J, const char *method, int with_body)
+{
+	struct run *r = R(J);
+	if (!js_isstring(J, 1))
+		js_typeerror(J, "%s: the URL must be a string", method);
+	json_t *args = json_object();
+	json_object_set_new(args, "url", json_string(js_tostring(J, 1)));
+	json_object_set(args, "headers", r->api_headers ? r->api_headers : json_object());
+	if (with_body)
+		json_object_set_new(args, "body", arg_or_null(J, 2));
+	json_t *res = host_call(J, method, args);
+	r->api_status = (int)json_integer_value(json_object_get(res, "status"));
+	json_t *body = json_incref(json_object_get(res, "body"));
+	json_decref(res);
+	push_result(J, body ? body : json_null());
+}
+
+static void A_getJson(js_State *J)
+{
+	api_call(J, "api.getJson", 0);
+}
+
+static void A_postJson(js_State *J)
+{
+	api_call(J, "api.postJson", 1);
+}
+
+static void A_getLastResponseCode(js_State *J)
+{
+	js_pushnumber(J, R(J)->api_status);
+}
+
 /* ---- memory, ticket, request, console ---- */
 
 static void M_getAttr(js_State *J)
@@ -703,7 +805,12 @@ static void def_context(js_State *J, struct run *r)
 		{"scheduleJob", B_scheduleJob, 1},
 		{"scheduleScript", B_scheduleScript, 4},
 		{"runTriggerByCodeForLead", B_runTriggerByCodeForLead, 3},
+		{"findLeads", B_findLeads, 5},
 	};
+	static const struct fn api_fns[] = {{"setHeaders", A_setHeaders, 1},
+					    {"getJson", A_getJson, 1},
+					    {"postJson", A_postJson, 2},
+					    {"getLastResponseCode", A_getLastResponseCode, 0}};
 	static const struct fn memory_fns[] = {{"getAttr", M_getAttr, 1}, {"setAttr", M_setAttr, 2}};
 	static const struct fn ticket_fns[] = {{"getData", T_getData, 1}, {"update", T_update, 1}};
 	static const struct fn cbc_fns[] = {{"sendText", B_sendText, 1}};
@@ -715,6 +822,8 @@ static void def_context(js_State *J, struct run *r)
 	def_object(J, "ticket", ticket_fns, CM_ARRAY_LEN(ticket_fns));
 	def_object(J, "CommonBotCommands", cbc_fns, CM_ARRAY_LEN(cbc_fns));
 	def_object(J, "console", console_fns, CM_ARRAY_LEN(console_fns));
+	def_object(J, "api", api_fns, CM_ARRAY_LEN(api_fns));
+	def_object(J, "api", api_fns, CM_ARRAY_LEN(api_fns));
 
 	js_newobject(J);
 	push_json(J, json_object_get(r->req, "params"), 0);
@@ -818,9 +927,9 @@ static int run_condition(js_State *J, const char *cond, const char *what, char *
 	return ok;
 }
 
-json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits)
+json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits, const struct wk_js_host *host)
 {
-	struct run r = {.req = req, .lim = limits ? limits : &wk_js_default_limits};
+	struct run r = {.req = req, .lim = limits ? limits : &wk_js_default_limits, .host = host};
 	const json_t *lead = json_object_get(req, "lead");
 	r.lead = json_is_object(lead) ? (json_t *)lead : NULL;
 	r.attrs = copy_or_new(json_object_get(lead, "attributes"), 0);
@@ -912,5 +1021,6 @@ done:
 	json_decref(r.ticket), json_decref(r.lead_set), json_decref(r.lead_del), json_decref(r.tags_add);
 	json_decref(r.tags_del), json_decref(r.status_name), json_decref(r.bot_set), json_decref(r.bot_del);
 	json_decref(r.ticket_set), json_decref(r.messages), json_decref(r.jobs), json_decref(r.log);
+	json_decref(r.api_headers);
 	return reply;
 }

@@ -36,15 +36,32 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/*
+ * Calls that need the outside world go to the host (the worker): bot.findLeads and api.*. In a sandbox
+ * child the host is a proxy that sends the call to the parent over the sandbox protocol and waits.
+ *   method "findLeads":   args {"columns":[…]|null, "where":[…]|null, "order_by":"…"|null, "limit":N, "offset":N}
+ *                         result [{column: value, …}, …]
+ *   method "api.getJson": args {"url":"…", "headers":{…}}              result {"status":200, "body":<JSON>}
+ *   method "api.postJson": args {"url":"…", "headers":{…}, "body":<JSON>}  result {"status":…, "body":…}
+ * call() returns a new reference, or NULL with one line in errstr (thrown as a JS Error to the script).
+ * A NULL host (or call) makes these functions throw "not available".
+ */
+typedef json_t *(*wk_js_call_fn)(void *ctx, const char *method, const json_t *args, char *errstr, size_t errstr_size);
+struct wk_js_host {
+	wk_js_call_fn call;
+	void *ctx;
+};
+
 struct wk_js_limits {
 	size_t heap_max;     /* bytes the MuJS allocator may hold, 0 = unlimited */
 	size_t messages_max; /* sendText calls per run */
 	size_t jobs_max;     /* scheduleJob calls per run */
 	size_t log_max;	     /* log lines per run */
+	size_t calls_max;    /* host calls (findLeads, api.*) per run */
 };
 extern const struct wk_js_limits wk_js_default_limits;
 
-/* Runs the request. Never returns NULL except when out of memory outside MuJS. */
-json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits);
+/* Runs the request. host may be NULL. Never returns NULL except when out of memory outside MuJS. */
+json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits, const struct wk_js_host *host);
 
 #endif

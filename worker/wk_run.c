@@ -195,7 +195,7 @@ static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
 	json_t *req = build_request(r);
 	if (!req)
 		goto out;
-	r->reply = wk_runtime_run(ctx->rt, req, err, sizeof(err));
+	r->reply = wk_runtime_run(ctx->rt, req, ctx->host, err, sizeof(err));
 	json_decref(req);
 	if (!r->reply) {
 		fail(r, WK_RETRY, "%s", err);

@@ -26,9 +26,10 @@ void wk_runtime_free(struct wk_runtime *rt)
 	free(rt);
 }
 
-json_t *wk_runtime_run(struct wk_runtime *rt, const json_t *req, char *errstr, size_t errstr_size)
+json_t *wk_runtime_run(struct wk_runtime *rt, const json_t *req, const struct wk_js_host *host, char *errstr,
+		       size_t errstr_size)
 {
-	json_t *reply = wk_js_run(req, &rt->opts.js);
+	json_t *reply = wk_js_run(req, &rt->opts.js, host);
 	if (!reply)
 		snprintf(errstr, errstr_size, "runtime: out of memory");
 	return reply;

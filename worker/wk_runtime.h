@@ -25,11 +25,13 @@ struct wk_runtime *wk_runtime_new(const struct wk_runtime_opts *opts, char *errs
 void wk_runtime_free(struct wk_runtime *rt); /* NULL-safe */
 
 /*
- * Runs one request (borrowed) and returns the reply (new reference, see wk_js.h). A reply with
+ * Runs one request (borrowed) and returns the reply (new reference, see wk_js.h); calls the code makes
+ * to the outside world (findLeads, api.*) are answered by host (may be NULL). A reply with
  * outcome "failed" is a script error: the run failed. NULL means the runtime itself failed
  * (errstr set): an infrastructure error, and the run should be retried.
  * One caller at a time per runtime.
  */
-json_t *wk_runtime_run(struct wk_runtime *rt, const json_t *req, char *errstr, size_t errstr_size) CM_MUSTCHECK;
+json_t *wk_runtime_run(struct wk_runtime *rt, const json_t *req, const struct wk_js_host *host, char *errstr,
+		       size_t errstr_size) CM_MUSTCHECK;
 
 #endif

@@ -21,7 +21,7 @@ static json_t *request(const char *code)
 
 static json_t *run(json_t *req)
 {
-	json_t *reply = wk_js_run(req, NULL);
+	json_t *reply = wk_js_run(req, NULL, NULL);
 	json_decref(req);
 	cr_assert(reply);
 	return reply;
@@ -224,14 +224,14 @@ Test(js, memory_cap_is_a_js_error)
 	json_t *req = request("var a = [];\nwhile (true) a.push('xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' + a.length);");
 	struct wk_js_limits lim = wk_js_default_limits;
 	lim.heap_max = 4u << 20;
-	json_t *r = wk_js_run(req, &lim);
+	json_t *r = wk_js_run(req, &lim, NULL);
 	json_decref(req);
 	cr_assert_str_eq(outcome(r), "failed");
 	cr_expect(strstr(error(r), "memory") != NULL, "got '%s'", error(r));
 	json_decref(r);
 	/* A script may catch it; the run still ends. */
 	req = request("try { var s = 'x'; while (true) s = s + s; } catch (e) { return 'caught'; }");
-	r = wk_js_run(req, &lim);
+	r = wk_js_run(req, &lim, NULL);
 	json_decref(req);
 	cr_expect_str_eq(json_string_value(json_object_get(r, "result")), "caught", "got %s / %s", outcome(r),
 			 error(r));
@@ -268,4 +268,89 @@ Test(js, no_host_functions)
 	cr_expect_str_eq(s, "[\"undefined\",\"undefined\",\"undefined\",\"undefined\",\"undefined\"]");
 	free(s);
 	json_decref(r);
+}
+
+/* A host that records the last call and answers from a canned result. */
+struct fake_host {
+	char method[64];
+	json_t *args;
+	json_t *answer; /* NULL = fail */
+};
+
+static json_t *fake_call(void *ctx, const char *method, const json_t *args, char *err, size_t n)
+{
+	struct fake_host *h = ctx;
+	snprintf(h->method, sizeof(h->method), "%s", method);
+	json_decref(h->args);
+	h->args = json_deep_copy(args);
+	if (!h->answer) {
+		snprintf(err, n, "refused by the test host");
+		return NULL;
+	}
+	return json_incref(h->answer);
+}
+
+Test(js, host_calls_are_not_available_without_a_host)
+{
+	json_t *r = run(request("return bot.findLeads(null, ['name', 'Ann']);"));
+	cr_expect_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "findLeads is not available") != NULL, "got '%s'", error(r));
+	json_decref(r);
+}
+
+Test(js, find_leads_goes_to_the_host)
+{
+	struct fake_host h = {.answer = json_pack("[{si ss}]", "id", 2, "name", "Bob")};
+	struct wk_js_host host = {fake_call, &h};
+	json_t *req = request("var l = bot.findLeads(['id', 'name'], [['tags', 'contains', 'vip'], ['name', 'Bob']],\n"
+			      "                       'id desc', 10, 5);\nreturn l[0].name + l.length;");
+	json_t *r = wk_js_run(req, NULL, &host);
+	json_decref(req);
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	cr_expect_str_eq(json_string_value(json_object_get(r, "result")), "Bob1");
+	cr_expect_str_eq(h.method, "findLeads");
+	char *a = json_dumps(h.args, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_expect_str_eq(a, "{\"columns\":[\"id\",\"name\"],\"limit\":10,\"offset\":5,\"order_by\":\"id desc\","
+			    "\"where\":[[\"tags\",\"contains\",\"vip\"],[\"name\",\"Bob\"]]}");
+	free(a);
+	json_decref(r), json_decref(h.args), json_decref(h.answer);
+}
+
+Test(js, api_calls_carry_headers_and_status)
+{
+	struct fake_host h = {.answer = json_pack("{si s{ss}}", "status", 201, "body", "ok", "yes")};
+	struct wk_js_host host = {fake_call, &h};
+	json_t *req = request("api.setHeaders({'X-Key': 'k1'});\n"
+			      "var b = api.postJson('https://example.org/hook', {a: 1});\n"
+			      "return [b.ok, api.getLastResponseCode()];");
+	json_t *r = wk_js_run(req, NULL, &host);
+	json_decref(req);
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[\"yes\",201]");
+	free(s);
+	cr_expect_str_eq(h.method, "api.postJson");
+	char *a = json_dumps(h.args, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_expect_str_eq(a, "{\"body\":{\"a\":1},\"headers\":{\"X-Key\":\"k1\"},\"url\":\"https://example.org/hook\"}");
+	free(a);
+	json_decref(r), json_decref(h.args), json_decref(h.answer);
+}
+
+Test(js, a_refused_host_call_is_a_catchable_error_with_its_line)
+{
+	struct fake_host h = {.answer = NULL};
+	struct wk_js_host host = {fake_call, &h};
+	json_t *req = request("var x = 1;\napi.getJson('http://169.254.169.254/');");
+	json_t *r = wk_js_run(req, NULL, &host);
+	json_decref(req);
+	cr_expect_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "line 2") && strstr(error(r), "refused by the test host"), "got '%s'", error(r));
+	json_decref(r), json_decref(h.args);
+	h.args = NULL;
+	req = request("try { api.getJson('http://x/'); } catch (e) { return 'caught: ' + e.message; }");
+	r = wk_js_run(req, NULL, &host);
+	json_decref(req);
+	cr_expect(strstr(json_string_value(json_object_get(r, "result")), "caught: api.getJson: refused"), "got %s",
+		  json_string_value(json_object_get(r, "result")));
+	json_decref(r), json_decref(h.args);
 }
