@@ -25,6 +25,7 @@
 
 struct cfg {
 	char *brokers, *pg_uri, *topic_prefix, *http_host, *timezone, *log_format, *log_level, *unknown_fields;
+	char *docs_dir;
 	long http_port, http_threads, max_body_kb, read_timeout_sec, max_connections, kafka_timeout_ms;
 	long catalog_refresh_sec, retry_after_sec, min_interval_sec, horizon_days, params_max_kb, condition_max_kb;
 	long partitions, replication;
@@ -66,6 +67,10 @@ static const struct cm_opt opts[] = {
 	 S(min_interval_sec), 1, 86400, 0},
 	{"horizon-days", "BOTJOBS_HORIZON_DAYS", "366", "how far ahead a job may be due", CM_OPT_INT, S(horizon_days),
 	 1, 36600, 0},
+	{"docs-dir", "BOTJOBS_DOCS_DIR", "",
+	 "directory of /api/docs and /api/openapi.json (default: ../share/botjobs/docs or ../build/docs next to the "
+	 "binary)",
+	 CM_OPT_STR, S(docs_dir), 0, 0, 0},
 	{"create-topics", "BOTJOBS_CREATE_TOPICS", "true", "create missing topics at start-up", CM_OPT_BOOL,
 	 S(create_topics), 0, 0, 0},
 	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created at start-up", CM_OPT_INT, S(partitions),
@@ -95,6 +100,28 @@ static int ready(void *arg, char *why, size_t why_size)
 	return !pr_kafka_down(p->kafka, why, why_size);
 }
 
+/* ../share/botjobs/docs next to the binary (installed), else build/docs of a source tree (bin/ or build/san/bin/). */
+static void default_docs_dir(char *out, size_t n)
+{
+	char exe[2048];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	out[0] = '\0';
+	if (len <= 0)
+		return;
+	exe[len] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	snprintf(out, n, "%s/../share/botjobs/docs", exe);
+	if (access(out, R_OK) == 0)
+		return;
+	snprintf(out, n, "%s/../build/docs", exe);
+	if (access(out, R_OK) == 0)
+		return;
+	snprintf(out, n, "%s/../../docs", exe);
+}
+
 int main(int argc, char **argv)
 {
 	struct cfg cfg = {0};
@@ -103,6 +130,7 @@ int main(int argc, char **argv)
 	int rc = 1;
 	struct parts parts = {0};
 	struct pr_http *http = NULL;
+	struct pr_docs *docs = NULL;
 
 	switch (cm_config_load(opts, CM_ARRAY_LEN(opts), &cfg, &props, "botjobs-producer", "[options]", argc, argv,
 			       NULL, err, sizeof(err))) {
@@ -157,7 +185,14 @@ int main(int argc, char **argv)
 		cm_log_error("catalog: %s", err);
 		goto out;
 	}
+	char docs_dir[4096];
+	if (cfg.docs_dir[0])
+		snprintf(docs_dir, sizeof(docs_dir), "%s", cfg.docs_dir);
+	else
+		default_docs_dir(docs_dir, sizeof(docs_dir));
+	docs = pr_docs_load(docs_dir);
 	struct pr_api api = {.catalog = parts.catalog,
+			     .docs = docs,
 			     .kafka = parts.kafka,
 			     .topics = &topics,
 			     .limits = cm_job_default_limits,
@@ -193,6 +228,7 @@ out:
 	pr_kafka_stop(parts.kafka, (int)cfg.kafka_timeout_ms + 1000); /* every waiting request gets its answer */
 	pr_http_stop(http, 2000);
 	pr_catalog_stop(parts.catalog);
+	pr_docs_free(docs);
 	cm_config_free(opts, CM_ARRAY_LEN(opts), &cfg, &props);
 	if (rc == 0)
 		cm_log_info("botjobs-producer stopped");

@@ -224,6 +224,8 @@ void pr_api_handle(void *ctx, struct pr_req *req, const char *method, const char
 	const char *rest = NULL;
 	char msg[300];
 
+	if (pr_docs_serve(api->docs, req, method, url))
+		return;
 	if (route(url, &bot_id, &rest) == -1 || strcmp(rest, "/schedule") != 0) {
 		snprintf(msg, sizeof(msg), "no such route: %s %.200s", method, url);
 		pr_req_error(req, 404, msg, NULL, 0);

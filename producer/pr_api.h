@@ -11,12 +11,14 @@
 #include "cm_job.h"
 #include "cm_kafka.h"
 #include "pr_catalog.h"
+#include "pr_docs.h"
 #include "pr_http.h"
 #include "pr_kafka.h"
 
 struct pr_api {
 	struct pr_catalog *catalog; /* borrowed */
 	struct pr_kafka *kafka;	    /* borrowed */
+	struct pr_docs *docs;	    /* borrowed, may be NULL */
 	const struct cm_topics *topics;
 	struct cm_job_limits limits;
 	enum cm_unknown_fields unknown;
