@@ -561,10 +561,15 @@ json_t *cm_cancel_to_envelope(const struct cm_cancel *c)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "v", json_integer(CM_ENVELOPE_VERSION));
-	json_object_set_new(o, "type", json_string("cancel"));
-	json_object_set_new(o, "job_id", json_string(c->job_id));
+	json_object_set_new(o, "type", json_string(c->job_id[0] ? "cancel" : "cancel_lead"));
+	if (c->job_id[0])
+		json_object_set_new(o, "job_id", json_string(c->job_id));
 	json_object_set_new(o, "bot_id", json_integer(c->bot_id));
 	set_opt_int(o, "lead_id", c->lead_id);
+	if (c->accepted_us) {
+		char buf[CM_TIME_BUFSZ];
+		json_object_set_new(o, "accepted_at", json_string(cm_time_format_us(c->accepted_us, buf)));
+	}
 	return o;
 }
 
@@ -592,11 +597,13 @@ int cm_envelope_parse(const char *data, size_t len, int64_t msg_ts_us, const str
 	const char *type = json_string_value(json_object_get(env, "type"));
 	const char *job_id = json_string_value(json_object_get(env, "job_id"));
 	int64_t bot_id = 0;
-	if (!type || (strcmp(type, "schedule") != 0 && strcmp(type, "cancel") != 0)) {
-		snprintf(errstr, errstr_size, "type: must be \"schedule\" or \"cancel\"");
+	if (!type ||
+	    (strcmp(type, "schedule") != 0 && strcmp(type, "cancel") != 0 && strcmp(type, "cancel_lead") != 0)) {
+		snprintf(errstr, errstr_size, "type: must be \"schedule\", \"cancel\" or \"cancel_lead\"");
 		goto out;
 	}
-	if (!job_id || !cm_uuid_valid(job_id)) {
+	int lead_cancel = strcmp(type, "cancel_lead") == 0;
+	if (!lead_cancel && (!job_id || !cm_uuid_valid(job_id))) {
 		snprintf(errstr, errstr_size, "job_id: must be a UUID");
 		goto out;
 	}
@@ -604,15 +611,21 @@ int cm_envelope_parse(const char *data, size_t len, int64_t msg_ts_us, const str
 		snprintf(errstr, errstr_size, "bot_id: must be a positive integer");
 		goto out;
 	}
-	if (strcmp(type, "cancel") == 0) {
+	if (strcmp(type, "cancel") == 0 || lead_cancel) {
 		memset(cancel, 0, sizeof(*cancel));
-		snprintf(cancel->job_id, sizeof(cancel->job_id), "%s", job_id);
+		if (!lead_cancel)
+			snprintf(cancel->job_id, sizeof(cancel->job_id), "%s", job_id);
 		cancel->bot_id = bot_id;
-		if (get_id(env, "lead_id", &cancel->lead_id, errors) == -1) {
-			cm_errors_line(errors, errstr, errstr_size);
+		int hl = get_id(env, "lead_id", &cancel->lead_id, errors);
+		if (hl == -1 || (lead_cancel && hl == 0)) {
+			snprintf(errstr, errstr_size, "lead_id: must be a positive integer");
 			goto out;
 		}
-		*cmd = CM_CMD_CANCEL;
+		const char *acc = json_string_value(json_object_get(env, "accepted_at"));
+		char terr[100];
+		if (!acc || cm_time_parse(acc, &cancel->accepted_us, terr, sizeof(terr)) == -1)
+			cancel->accepted_us = msg_ts_us;
+		*cmd = lead_cancel ? CM_CMD_CANCEL_LEAD : CM_CMD_CANCEL;
 		rc = 0;
 		goto out;
 	}

@@ -76,23 +76,27 @@ int cm_job_from_request(const json_t *body, int64_t bot_id, const struct cm_job_
 /* The envelope for botjobs.jobs. Returns a new reference, NULL on out of memory. */
 json_t *cm_job_to_envelope(const struct cm_job *job);
 
-enum cm_command { CM_CMD_SCHEDULE = 1, CM_CMD_CANCEL = 2 };
+/* schedule a job; cancel one job; cancel every pending job of a lead (keyed like the lead's jobs, so
+ * it comes after every schedule of that lead published before it). */
+enum cm_command { CM_CMD_SCHEDULE = 1, CM_CMD_CANCEL = 2, CM_CMD_CANCEL_LEAD = 3 };
 
 struct cm_cancel {
-	char job_id[CM_UUID_STRLEN + 1];
+	char job_id[CM_UUID_STRLEN + 1]; /* empty for CM_CMD_CANCEL_LEAD */
 	int64_t bot_id;
-	int64_t lead_id; /* 0 = not given */
+	int64_t lead_id;     /* 0 = not given (required for CM_CMD_CANCEL_LEAD) */
+	int64_t accepted_us; /* cancel_lead: only jobs accepted at or before this are cancelled */
 };
 
 /*
  * Validates one message of botjobs.jobs. msg_ts_us (the Kafka timestamp) is "now" for a message
  * that carries run_after_sec instead of due_at. A schedule fills job (and *cmd = CM_CMD_SCHEDULE),
- * a cancel fills cancel. Returns 0, or -1 with a one-line reason in errstr (for the dead-letter).
+ * a cancel or cancel_lead fills cancel. Returns 0, or -1 with a one-line reason in errstr (for the dead-letter).
  */
 int cm_envelope_parse(const char *data, size_t len, int64_t msg_ts_us, const struct cm_job_limits *limits,
 		      enum cm_command *cmd, struct cm_job *job, struct cm_cancel *cancel, char *errstr,
 		      size_t errstr_size) CM_MUSTCHECK;
 
+/* A cancel envelope, or a cancel_lead one when c->job_id is empty. */
 json_t *cm_cancel_to_envelope(const struct cm_cancel *c);
 
 /* Kafka key "{botId}:{leadId}" or "{botId}:-". out: at least 48 bytes. */

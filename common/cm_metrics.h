@@ -7,6 +7,7 @@
 #ifndef CM_METRICS_H
 #define CM_METRICS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -28,6 +29,31 @@ struct cm_metric {
 };
 
 void cm_metrics_register(struct cm_metric *m);
+
+/*
+ * A family: one metric name with label sets created on first use, e.g. requests by route and status.
+ * Declare it static with CM_FAMILY(...), register it once, then cm_family_get(f, "route=\"x\",code=\"202\"")
+ * returns that child (thread-safe). At most CM_FAMILY_MAX label sets; beyond that one child labelled
+ * overflow="true" takes the rest, so a bug cannot grow memory without bound.
+ */
+#define CM_FAMILY_MAX 256
+struct cm_family {
+	const char *name, *help;
+	enum cm_metric_type type;
+	const double *bounds;
+	size_t nbounds;
+	pthread_mutex_t mu;
+	size_t n;
+	struct cm_metric *children[CM_FAMILY_MAX + 1];
+	struct cm_family *next;
+};
+#define CM_FAMILY(nm, hp, tp, bd, nb)                                                      \
+	{                                                                                  \
+		.name = (nm), .help = (hp), .type = (tp), .bounds = (bd), .nbounds = (nb), \
+		.mu = PTHREAD_MUTEX_INITIALIZER                                            \
+	}
+void cm_metrics_register_family(struct cm_family *f);
+struct cm_metric *cm_family_get(struct cm_family *f, const char *labels);
 /* Renders every registered metric. Returns a malloc'd NUL-terminated text; *len gets its length. */
 char *cm_metrics_render(size_t *len);
 

@@ -28,8 +28,9 @@ struct cfg {
 	char *docs_dir;
 	long http_port, http_threads, max_body_kb, read_timeout_sec, max_connections, kafka_timeout_ms;
 	long catalog_refresh_sec, retry_after_sec, min_interval_sec, horizon_days, params_max_kb, condition_max_kb;
-	long partitions, replication;
-	int create_topics;
+	long partitions, replication, store_threads, statement_timeout_ms, max_per_ip;
+	long rate_limit, rate_burst;
+	int create_topics, access_log;
 };
 
 /* clang-format off: one line per setting reads best */
@@ -71,6 +72,18 @@ static const struct cm_opt opts[] = {
 	 "directory of /api/docs and /api/openapi.json (default: ../share/botjobs/docs or ../build/docs next to the "
 	 "binary)",
 	 CM_OPT_STR, S(docs_dir), 0, 0, 0},
+	{"max-per-ip", "BOTJOBS_MAX_PER_IP", "256", "concurrent connections from one address (0 = no limit)",
+	 CM_OPT_INT, S(max_per_ip), 0, 1000000, 0},
+	{"rate-limit", "BOTJOBS_RATE_LIMIT", "200", "requests per second per API token (0 = no limit); more is 429",
+	 CM_OPT_INT, S(rate_limit), 0, 10000000, 0},
+	{"rate-burst", "BOTJOBS_RATE_BURST", "400", "requests a token may send at once before the rate applies",
+	 CM_OPT_INT, S(rate_burst), 1, 10000000, 0},
+	{"store-threads", "BOTJOBS_STORE_THREADS", "2", "PostgreSQL connections for the read and cancel endpoints",
+	 CM_OPT_INT, S(store_threads), 1, 64, 0},
+	{"statement-timeout-ms", "BOTJOBS_STATEMENT_TIMEOUT_MS", "2000",
+	 "PostgreSQL statement timeout of those endpoints", CM_OPT_INT, S(statement_timeout_ms), 10, 600000, 0},
+	{"access-log", "BOTJOBS_ACCESS_LOG", "true", "one log line per HTTP request", CM_OPT_BOOL, S(access_log), 0, 0,
+	 0},
 	{"create-topics", "BOTJOBS_CREATE_TOPICS", "true", "create missing topics at start-up", CM_OPT_BOOL,
 	 S(create_topics), 0, 0, 0},
 	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created at start-up", CM_OPT_INT, S(partitions),
@@ -131,6 +144,9 @@ int main(int argc, char **argv)
 	struct parts parts = {0};
 	struct pr_http *http = NULL;
 	struct pr_docs *docs = NULL;
+	struct pr_store *store = NULL;
+	struct pr_ratelimit *ratelimit = NULL;
+	struct pr_api api = {0};
 
 	switch (cm_config_load(opts, CM_ARRAY_LEN(opts), &cfg, &props, "botjobs-producer", "[options]", argc, argv,
 			       NULL, err, sizeof(err))) {
@@ -191,13 +207,26 @@ int main(int argc, char **argv)
 	else
 		default_docs_dir(docs_dir, sizeof(docs_dir));
 	docs = pr_docs_load(docs_dir);
-	struct pr_api api = {.catalog = parts.catalog,
-			     .docs = docs,
-			     .kafka = parts.kafka,
-			     .topics = &topics,
-			     .limits = cm_job_default_limits,
-			     .unknown = unknown,
-			     .retry_after_sec = (int)cfg.retry_after_sec};
+	store = pr_store_start(cfg.pg_uri, (int)cfg.store_threads, (int)cfg.statement_timeout_ms, 4096, err,
+			       sizeof(err));
+	ratelimit = pr_ratelimit_new((double)cfg.rate_limit, (double)cfg.rate_burst);
+	if (!store || !ratelimit) {
+		cm_log_error("start-up: %s", store ? "out of memory" : err);
+		goto out;
+	}
+	api = (struct pr_api){.catalog = parts.catalog,
+			      .store = store,
+			      .ratelimit = ratelimit,
+			      .docs = docs,
+			      .kafka = parts.kafka,
+			      .topics = &topics,
+			      .limits = cm_job_default_limits,
+			      .unknown = unknown,
+			      .retry_after_sec = (int)cfg.retry_after_sec};
+	if (pr_api_init(&api) == -1) {
+		cm_log_error("start-up: out of memory");
+		goto out;
+	}
 	api.limits.min_interval_sec = cfg.min_interval_sec;
 	api.limits.horizon_sec = cfg.horizon_days * 86400;
 	api.limits.params_max = cfg.params_max_kb * 1024;
@@ -207,7 +236,9 @@ int main(int argc, char **argv)
 				  .threads = (int)cfg.http_threads,
 				  .max_body = (size_t)cfg.max_body_kb * 1024,
 				  .read_timeout_sec = (int)cfg.read_timeout_sec,
-				  .max_connections = (int)cfg.max_connections};
+				  .max_connections = (int)cfg.max_connections,
+				  .max_per_ip = (int)cfg.max_per_ip,
+				  .access_log = cfg.access_log};
 	http = pr_http_start(&ho, pr_api_handle, &api, ready, &parts, err, sizeof(err));
 	if (!http) {
 		cm_log_error("http: %s", err);
@@ -225,8 +256,11 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	pr_http_quiesce(http);
+	pr_store_stop(store); /* runs what is queued: those requests get their answers (or send to Kafka) */
 	pr_kafka_stop(parts.kafka, (int)cfg.kafka_timeout_ms + 1000); /* every waiting request gets its answer */
 	pr_http_stop(http, 2000);
+	pr_api_clear(&api);
+	pr_ratelimit_free(ratelimit);
 	pr_catalog_stop(parts.catalog);
 	pr_docs_free(docs);
 	cm_config_free(opts, CM_ARRAY_LEN(opts), &cfg, &props);

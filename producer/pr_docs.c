@@ -24,10 +24,14 @@ static const char *content_type(const char *name)
 	const char *dot = strrchr(name, '.');
 	static const struct {
 		const char *ext, *type;
-	} types[] = {{".html", "text/html; charset=utf-8"},  {".js", "application/javascript"},
-		     {".css", "text/css"},		     {".json", "application/json"},
-		     {".png", "image/png"},		     {".svg", "image/svg+xml"},
-		     {".map", "application/json"},	     {".yaml", "application/yaml"}};
+	} types[] = {{".html", "text/html; charset=utf-8"},
+		     {".js", "application/javascript"},
+		     {".css", "text/css"},
+		     {".json", "application/json"},
+		     {".png", "image/png"},
+		     {".svg", "image/svg+xml"},
+		     {".map", "application/json"},
+		     {".yaml", "application/yaml"}};
 	for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
 		if (strcmp(dot, types[i].ext) == 0)
 			return types[i].type;
@@ -134,7 +138,8 @@ int pr_docs_serve(struct pr_docs *d, struct pr_req *req, const char *method, con
 	const struct file *f = d && plain_name(name) ? find(d, name) : NULL;
 	if (!f) {
 		char msg[300];
-		snprintf(msg, sizeof(msg), "no such document: %.200s (is the docs directory installed? make docs)", url);
+		snprintf(msg, sizeof(msg), "no such document: %.200s (is the docs directory installed? make docs)",
+			 url);
 		pr_req_error(req, 404, msg, NULL, 0);
 		return 1;
 	}

@@ -51,7 +51,80 @@ struct pr_req {
 	size_t text_len;
 	int retry_after;
 	int64_t start_us;
+	const char *route;
+	char *method, *url;
+	struct {
+		const char *k;
+		char *v;
+	} subject[3];
+	int nsubject;
 };
+
+void pr_req_set_route(struct pr_req *r, const char *route)
+{
+	r->route = route;
+}
+
+void pr_req_set_subject(struct pr_req *r, const char *key, const char *value)
+{
+	if (r->nsubject < 3 && value) {
+		r->subject[r->nsubject].k = key;
+		r->subject[r->nsubject].v = strdup(value);
+		r->nsubject++;
+	}
+}
+
+static const char *reject_reason(unsigned status)
+{
+	switch (status) {
+	case 400:
+		return "bad_json";
+	case 401:
+		return "auth";
+	case 403:
+		return "tenancy";
+	case 404:
+		return "not_found";
+	case 405:
+		return "method";
+	case 408:
+		return "slow_client";
+	case 409:
+		return "conflict";
+	case 413:
+		return "too_large";
+	case 415:
+		return "content_type";
+	case 422:
+		return "validation";
+	case 429:
+		return "rate_limited";
+	case 503:
+		return "unavailable";
+	default:
+		return status >= 500 ? "internal" : NULL;
+	}
+}
+
+static void access_log(struct pr_req *r, double secs)
+{
+	char status[8], ms[24], remote[64] = "";
+	snprintf(status, sizeof(status), "%u", r->status);
+	snprintf(ms, sizeof(ms), "%.3f", secs * 1000);
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr, remote,
+			  sizeof(remote));
+	struct cm_kv kv[8] = {{"method", r->method},
+			      {"path", r->url},
+			      {"status", status},
+			      {"ms", ms},
+			      {"remote", remote[0] ? remote : NULL}};
+	size_t n = 5;
+	for (int i = 0; i < r->nsubject; i++)
+		kv[n++] = (struct cm_kv){r->subject[i].k, r->subject[i].v};
+	cm_log_kv(r->status >= 500 ? CM_LOG_WARN : CM_LOG_INFO, kv, n, "request");
+}
 
 const char *pr_req_header(struct pr_req *r, const char *name)
 {
@@ -147,7 +220,13 @@ static enum MHD_Result queue_answer(struct pr_req *r)
 	}
 	enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
 	MHD_destroy_response(resp);
-	pr_metrics_request(r->status, (double)(cm_time_mono_us() - r->start_us) / 1e6);
+	double secs = (double)(cm_time_mono_us() - r->start_us) / 1e6;
+	pr_metrics_request(r->route ? r->route : "other", r->status, secs);
+	const char *reason = reject_reason(r->status);
+	if (reason)
+		pr_metrics_rejected(reason);
+	if (r->h->o.access_log)
+		access_log(r, secs);
 	return ret;
 }
 
@@ -184,9 +263,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		pthread_mutex_init(&r->mu, &ma);
 		pthread_mutexattr_destroy(&ma);
 		atomic_fetch_add(&h->active, 1);
+		cm_metric_add(&pr_m_in_flight, 1);
 		r->h = h;
 		r->conn = conn;
 		r->start_us = cm_time_mono_us();
+		r->method = strdup(method);
+		r->url = strdup(url);
 		*req_cls = r;
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		if (cl && strtoull(cl, NULL, 10) > h->o.max_body) {
@@ -202,6 +284,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		*upload_data_size = 0;
 		if (r->phase != READING || r->too_large)
 			return MHD_YES;
+		if (cm_time_mono_us() - r->start_us > (int64_t)h->o.read_timeout_sec * 1000000) {
+			/* A client trickling its body: answer and close, do not hold the connection. */
+			r->phase = HANDLED;
+			char rule[96];
+			snprintf(rule, sizeof(rule), "must arrive within %d s", h->o.read_timeout_sec);
+			return error_now(r, MHD_HTTP_REQUEST_TIMEOUT, "request body too slow", "body", rule);
+		}
 		if (r->len + n > h->o.max_body) {
 			/* Answer now: MHD closes the connection instead of reading the rest. */
 			r->too_large = 1;
@@ -259,7 +348,12 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (!r)
 		return;
 	atomic_fetch_sub(&h->active, 1);
+	cm_metric_add(&pr_m_in_flight, -1);
 	pthread_mutex_destroy(&r->mu);
+	for (int i = 0; i < r->nsubject; i++)
+		free(r->subject[i].v);
+	free(r->method);
+	free(r->url);
 	free(r->body);
 	free(r->text);
 	free(r->content_type);

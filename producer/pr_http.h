@@ -22,6 +22,8 @@ struct pr_http_opts {
 	size_t max_body;      /* bytes; more is answered 413 */
 	int read_timeout_sec; /* an idle connection is closed after this */
 	int max_connections;
+	int max_per_ip; /* concurrent connections from one address, 0 = no limit */
+	int access_log; /* one log line per request */
 };
 
 struct pr_req;
@@ -37,7 +39,11 @@ void pr_http_quiesce(struct pr_http *h);
 void pr_http_stop(struct pr_http *h, int timeout_ms);
 
 const char *pr_req_header(struct pr_req *r, const char *name); /* NULL when absent */
-const char *pr_req_query(struct pr_req *r, const char *name);  /* a query-string argument */
+/* The route's name for metrics and the access log ("schedule", "job", ...); borrowed, static. */
+void pr_req_set_route(struct pr_req *r, const char *route);
+/* A subject for the access log line (key is static; value is copied). At most 3. */
+void pr_req_set_subject(struct pr_req *r, const char *key, const char *value);
+const char *pr_req_query(struct pr_req *r, const char *name); /* a query-string argument */
 const char *pr_req_body(struct pr_req *r, size_t *len);
 /* The answer: status, body (stolen; NULL = no body), optional Retry-After seconds (0 = none). */
 void pr_req_answer(struct pr_req *r, unsigned status, json_t *body, int retry_after_sec);

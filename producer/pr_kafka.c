@@ -9,6 +9,7 @@
 
 #include "cm_kafka.h"
 #include "cm_log.h"
+#include "cm_time.h"
 #include "pr_kafka.h"
 
 struct pr_kafka {
@@ -47,11 +48,27 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	cm_log_warn("kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* While every broker is down, sends fail fast (503 at once, not after the message timeout); this
+ * thread asks for metadata once a second and opens the door again when a broker answers. */
 static void *poll_main(void *arg)
 {
 	struct pr_kafka *k = arg;
-	while (!atomic_load(&k->stop))
+	int64_t last_probe = 0;
+	while (!atomic_load(&k->stop)) {
 		rd_kafka_poll(k->rk, 50);
+		if (atomic_load(&k->all_down) && cm_time_mono_us() - last_probe > 1000000) {
+			const struct rd_kafka_metadata *md = NULL;
+			last_probe = cm_time_mono_us();
+			if (rd_kafka_metadata(k->rk, 0, NULL, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+				int up = md->broker_cnt > 0;
+				rd_kafka_metadata_destroy(md);
+				if (up) {
+					atomic_store(&k->all_down, 0);
+					cm_log_info("kafka: a broker answers again; accepting jobs");
+				}
+			}
+		}
+	}
 	return NULL;
 }
 
@@ -130,6 +147,11 @@ int pr_kafka_send(struct pr_kafka *k, const char *topic, const char *key, const 
 	}
 	p->done = done;
 	p->arg = arg;
+	if (atomic_load(&k->all_down)) {
+		free(p);
+		snprintf(errstr, errstr_size, "all brokers are down");
+		return -1;
+	}
 	pthread_rwlock_rdlock(&k->lock);
 	if (k->closed) {
 		pthread_rwlock_unlock(&k->lock);

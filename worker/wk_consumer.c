@@ -364,16 +364,52 @@ err:
 	return NULL;
 }
 
+/* Leaves the group and commits the stored offsets, but never waits more than CLOSE_TIMEOUT_US: with
+ * Kafka unreachable the close cannot complete, and whatever was not committed is simply redelivered
+ * (and stored again as nothing). */
+#define CLOSE_TIMEOUT_US (10 * CM_US_PER_SEC)
+
 void wk_consumer_stop(struct wk_consumer *c)
 {
 	if (!c)
 		return;
 	atomic_store(&c->stop, 1);
 	pthread_join(c->thread, NULL);
-	rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk); /* commits the stored offsets, leaves the group */
-	if (e)
-		cm_log_warn("consumer: close: %s", rd_kafka_err2str(e));
-	rd_kafka_destroy(c->rk);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+	rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, q);
+	int closed = 0;
+	if (e) {
+		cm_log_warn("consumer: close: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	} else {
+		int64_t deadline = cm_time_mono_us() + CLOSE_TIMEOUT_US;
+		while (!(closed = rd_kafka_consumer_closed(c->rk)) && cm_time_mono_us() < deadline) {
+			rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+			if (!ev)
+				continue;
+			if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+				/* Close hands the partitions back through this queue instead of the callback. */
+				if (strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0) {
+					rd_kafka_error_t *ue = rd_kafka_incremental_unassign(
+						c->rk, rd_kafka_event_topic_partition_list(ev));
+					if (ue)
+						rd_kafka_error_destroy(ue);
+				} else {
+					rd_kafka_assign(c->rk, NULL);
+				}
+			}
+			rd_kafka_event_destroy(ev);
+		}
+	}
+	rd_kafka_queue_destroy(q);
+	if (closed) {
+		rd_kafka_destroy(c->rk);
+	} else {
+		cm_log_warn("consumer: Kafka did not confirm the close within %d s; uncommitted messages will be "
+			    "redelivered (and stored as nothing)",
+			    (int)(CLOSE_TIMEOUT_US / CM_US_PER_SEC));
+		rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	}
 	cm_pg_close(c->conn);
 	free(c);
 }

@@ -40,8 +40,9 @@ static void wait_notify(struct wk_outbox *o, int ms)
 		PQfreemem(n);
 }
 
-/* One pass: relays up to batch rows. Returns rows relayed, or -1 on a database or Kafka failure. */
-static int relay_once(struct wk_outbox *o)
+/* One pass: relays up to batch rows, waiting up to wait_ms for Kafka's acks. Returns rows relayed, or
+ * -1 on a database or Kafka failure (unacknowledged rows stay for the next pass). */
+static int relay_once(struct wk_outbox *o, int wait_ms)
 {
 	char err[1024];
 	int rc = -1;
@@ -74,7 +75,7 @@ static int relay_once(struct wk_outbox *o)
 		wk_kafka_produce(o->o.producer, topic, key, PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3),
 				 &status[i]);
 	}
-	wk_kafka_wait(o->o.producer, status, (size_t)n, 60000);
+	wk_kafka_wait(o->o.producer, status, (size_t)n, wait_ms);
 	/* Delete what Kafka acknowledged, up to the first failure, so that order per key holds. */
 	json_t *ids = json_array();
 	int delivered = 0;
@@ -147,8 +148,9 @@ static void *outbox_main(void *arg)
 			wait_notify(o, 1000); /* standby: the leader's session ending frees the lock */
 			continue;
 		}
-		int n = relay_once(o);
-		if (n > 0) {
+		/* Stopping: one last pass, but do not wait long for a Kafka that is not there. */
+		int n = relay_once(o, stop ? 5000 : 60000);
+		if (n > 0 && !(stop && n < o->o.batch)) {
 			pause = 100;
 			continue; /* more may be waiting */
 		}

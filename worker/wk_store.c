@@ -57,15 +57,38 @@ static const char INSERT_SQL[] =
 	")"
 	"SELECT count(*), coalesce((extract(epoch FROM min(due_at)) * 1000000)::bigint, 9223372036854775807) FROM ins";
 
+/* Cancels: a job that is not stored yet gets a tombstone the schedule cannot overwrite; a running
+ * job finishes its run and is not rescheduled. Each cancelled job gets a job.cancelled event. */
 static const char CANCEL_SQL[] =
-	"INSERT INTO jobs AS j (job_id, bot_id, lead_id, due_at, state, last_error)"
-	" SELECT job_id, bot_id, lead_id, clock_timestamp(), 'cancelled', 'cancelled before it was stored'"
-	" FROM jsonb_to_recordset($1::jsonb) AS x(job_id uuid, bot_id bigint, lead_id bigint)"
-	" ON CONFLICT (job_id) DO UPDATE SET"
-	"   state = CASE WHEN j.state = 'scheduled' THEN 'cancelled' ELSE j.state END,"
-	"   cancel_requested = j.cancel_requested OR j.state = 'running',"
-	"   updated_at = now()"
-	" WHERE j.bot_id = EXCLUDED.bot_id AND j.state IN ('scheduled', 'running')";
+	"WITH c AS ("
+	"  INSERT INTO jobs AS j (job_id, bot_id, lead_id, due_at, state, last_error)"
+	"  SELECT job_id, bot_id, lead_id, clock_timestamp(), 'cancelled', 'cancelled before it was stored'"
+	"  FROM jsonb_to_recordset($1::jsonb) AS x(job_id uuid, bot_id bigint, lead_id bigint)"
+	"  WHERE job_id IS NOT NULL"
+	"  ON CONFLICT (job_id) DO UPDATE SET"
+	"    state = CASE WHEN j.state = 'scheduled' THEN 'cancelled' ELSE j.state END,"
+	"    cancel_requested = j.cancel_requested OR j.state = 'running',"
+	"    last_error = CASE WHEN j.state = 'scheduled' THEN 'cancelled' ELSE j.last_error END,"
+	"    updated_at = now()"
+	"  WHERE j.bot_id = EXCLUDED.bot_id AND j.state IN ('scheduled', 'running')"
+	"  RETURNING j.job_id, j.bot_id, j.lead_id, j.state"
+	"), l AS ("
+	"  UPDATE jobs j SET"
+	"    state = CASE WHEN j.state = 'scheduled' THEN 'cancelled' ELSE j.state END,"
+	"    cancel_requested = j.cancel_requested OR j.state = 'running',"
+	"    last_error = CASE WHEN j.state = 'scheduled' THEN 'cancelled with every job of its lead'"
+	"                 ELSE j.last_error END,"
+	"    updated_at = now()"
+	"  FROM jsonb_to_recordset($1::jsonb) AS x(job_id uuid, bot_id bigint, lead_id bigint, accepted_at timestamptz)"
+	"  WHERE x.job_id IS NULL AND j.bot_id = x.bot_id AND j.lead_id = x.lead_id"
+	"    AND j.state IN ('scheduled', 'running') AND coalesce(j.accepted_at, j.created_at) <= x.accepted_at"
+	"  RETURNING j.job_id, j.bot_id, j.lead_id, j.state"
+	")"
+	"INSERT INTO outbox (topic, key, payload)"
+	" SELECT 'events', bot_id || ':' || coalesce(lead_id::text, '-'),"
+	"        jsonb_build_object('v', 1, 'type', 'job.cancelled', 'job_id', job_id, 'bot_id', bot_id,"
+	"                           'lead_id', lead_id, 'at', clock_timestamp())"
+	" FROM (SELECT * FROM c UNION ALL SELECT * FROM l) x WHERE $2::boolean AND x.state = 'cancelled'";
 
 int wk_store_insert_envelopes(PGconn *c, const json_t *envelopes, int events, int *inserted, int64_t *min_due_us,
 			      char *errstr, size_t errstr_size)
@@ -108,8 +131,8 @@ int wk_store_ingest(PGconn *c, const struct cm_job *jobs, size_t njobs, const st
 		goto rollback;
 	if (ncancels) {
 		char *text = json_dumps(cans, JSON_COMPACT);
-		const char *p[] = {text};
-		int r = cm_pg_command(c, CANCEL_SQL, 1, p, errstr, errstr_size);
+		const char *p[] = {text, events ? "true" : "false"};
+		int r = cm_pg_command(c, CANCEL_SQL, 2, p, errstr, errstr_size);
 		free(text);
 		if (r == -1)
 			goto rollback;

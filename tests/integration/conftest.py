@@ -62,17 +62,62 @@ def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
 
 
 class Postgres:
-    def __init__(self, port):
+    def __init__(self, port, datadir=None):
         self.port = port
+        self.datadir = datadir
 
     def uri(self, db="botjobs"):
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
 
+    # For tests that take the database away (own instances only).
+    def stop(self):
+        subprocess.run(["bash", str(ROOT / "scripts/pg.sh"), "stop", str(self.datadir)], check=True)
+
+    def start(self):
+        subprocess.run(["bash", str(ROOT / "scripts/pg.sh"), "start", str(self.datadir), str(self.port)], check=True,
+                       capture_output=True)
+
 
 class Kafka:
-    def __init__(self, brokers, version):
+    def __init__(self, brokers, version, datadir=None, ports=None):
         self.brokers = brokers
         self.version = version
+        self.datadir = datadir
+        self.ports = ports
+
+    # For tests that take the broker away (own instances only).
+    def stop(self):
+        subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), "stop", str(self.datadir)], check=True)
+
+    def start(self):
+        out = subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), "start", str(self.datadir),
+                              str(self.ports[0]), str(self.ports[1])], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError("Kafka did not start:\n" + out.stdout + out.stderr)
+
+
+@pytest.fixture
+def own_services(tmp_path_factory):
+    """A PostgreSQL and a Kafka broker of the test's own, which it may stop and start."""
+    made = []
+
+    def make():
+        d = tmp_path_factory.mktemp("own")
+        pport, kport, cport = free_port(), free_port(), free_port()
+        p = Postgres(pport, d / "pg")
+        p.start()
+        made.append(("pg", d / "pg"))
+        k = Kafka(f"127.0.0.1:{kport}", "", d / "kafka", (kport, cport))
+        k.start()
+        made.append(("kafka", d / "kafka"))
+        return p, k
+
+    yield make
+    for kind, d in made:
+        if kind == "pg":
+            subprocess.run(["bash", str(ROOT / "scripts/pg.sh"), "destroy", str(d)])
+        else:
+            subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), "stop", str(d)])
 
 
 @pytest.fixture(scope="session")
@@ -183,6 +228,9 @@ class Stack:
         self.procs.append(w)
         self.workers.append(w)
         self._wait_ready(w)
+        if len([x for x in self.workers if x.alive()]) == 1:
+            # The only worker: wait until its consumer has partitions, so tests do not race the group join.
+            wait_for(lambda: "partition(s) assigned" in w.tail(200), 30, what=f"{w.name}'s partitions")
         return w
 
     def start_producer(self, *extra):
@@ -229,6 +277,13 @@ class Stack:
         url = self.url + (path or f"/api/v1/bots/{bot}/jobs/schedule")
         data = raw if raw is not None else json.dumps(body)
         return requests.post(url, data=data, headers=h, timeout=30)
+
+    def api(self, method, path, token=None, **kw):
+        """Any API call: path like "/api/v1/bots/1/jobs"."""
+        h = kw.pop("headers", {})
+        if token is not False:
+            h.setdefault("Authorization", "Bearer " + (token or self.token))
+        return requests.request(method, self.url + path, headers=h, timeout=30, **kw)
 
     # --- PostgreSQL ------------------------------------------------------------------------------
     def sql(self, query, *params):
@@ -329,8 +384,11 @@ def make_stack(pg, kafka, tmp_path, request):
     """Builds stacks for one test; stops them after it and fails the test if a process did not exit 0."""
     stacks = []
 
-    def make(**kw):
-        s = Stack(pg, kafka, tmp_path, **kw)
+    def make(services=None, **kw):
+        p, k = services or (pg, kafka)
+        d = tmp_path / f"stack{len(stacks)}"
+        d.mkdir()
+        s = Stack(p, k, d, **kw)
         stacks.append(s)
         return s
 
