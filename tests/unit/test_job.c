@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cm_job.h"
@@ -31,6 +32,29 @@ static const struct rcase rcases[] = {
 	 "\"repeat_interval_sec\":60,\"condition_script_code\":\"return true;\",\"script_request_params\":"
 	 "{\"a\":[1,2]},\"add_tags\":[\"x\"]}",
 	 ""},
+	{"script by code", "{\"script_code\":\"welcome\",\"lead_id\":\"9\"}", ""},
+	{"broadcast by id", "{\"broadcast_id\":4}", ""},
+	{"ticket id as string", "{\"trigger_id\":1,\"ticket_id\":\"12\"}", ""},
+	{"bad ticket id", "{\"trigger_id\":1,\"ticket_id\":0}", "ticket_id"},
+	{"run_at RFC 3339", "{\"trigger_id\":1,\"run_at\":\"2027-01-15T09:00:00.250+01:00\"}", ""},
+	{"run_at in the past", "{\"trigger_id\":1,\"run_at\":\"2020-01-01 00:00:00\"}", ""},
+	{"zero delay", "{\"trigger_id\":1,\"run_after_sec\":0}", ""},
+	{"delay at the horizon", "{\"trigger_id\":1,\"run_after_sec\":31622400}", ""},
+	{"delay past the horizon", "{\"trigger_id\":1,\"run_after_sec\":31622401}", "run_after_sec"},
+	{"delay as string", "{\"trigger_id\":1,\"run_after_sec\":\"30\"}", ""},
+	{"delay as words", "{\"trigger_id\":1,\"run_after_sec\":\"soon\"}", "run_after_sec"},
+	{"not periodic without interval", "{\"trigger_id\":1,\"is_periodic\":false}", ""},
+	{"interval at the floor", "{\"trigger_id\":1,\"is_periodic\":\"true\",\"repeat_interval_sec\":10}", ""},
+	{"interval as words", "{\"trigger_id\":1,\"is_periodic\":true,\"repeat_interval_sec\":\"hourly\"}",
+	 "repeat_interval_sec"},
+	{"condition that compiles", "{\"trigger_id\":1,\"condition_script_code\":\"return lead.getAttr('x') == 1;\"}",
+	 ""},
+	{"empty condition", "{\"trigger_id\":1,\"condition_script_code\":\"\"}", ""},
+	{"params null", "{\"trigger_id\":1,\"script_request_params\":null}", ""},
+	{"params as string", "{\"trigger_id\":1,\"script_request_params\":\"{}\"}", "script_request_params"},
+	{"tags array", "{\"lead_id\":1,\"remove_tags\":[\"a\",\"b\"]}", ""},
+	{"tags with a number inside", "{\"lead_id\":1,\"remove_tags\":[\"a\",2]}", "remove_tags"},
+	{"tags with a control character", "{\"lead_id\":1,\"add_tags\":\"a\\u0001b\"}", "add_tags"},
 	{"id and code of one kind", "{\"trigger_id\":1,\"trigger_code\":\"echo\"}", "trigger_code"},
 	{"two kinds", "{\"trigger_code\":\"echo\",\"script_id\":2,\"lead_id\":1}", "target"},
 	{"no target", "{\"lead_id\":1}", "target"},
@@ -120,6 +144,48 @@ static int parse(const char *text, struct cm_job *job, json_t **errors, enum cm_
 	int rc = cm_job_from_request(body, 42, &ctx, job, *errors);
 	json_decref(body);
 	return rc;
+}
+
+/* Size limits need bodies too big for the table. */
+Test(job, size_limits)
+{
+	struct cm_job j;
+	json_t *e;
+	json_t *big = json_object();
+	char *pad = malloc(70000);
+	memset(pad, 'x', 69999);
+	pad[69999] = '\0';
+	json_object_set_new(big, "trigger_id", json_integer(1));
+	json_object_set_new(big, "script_request_params", json_pack("{ss}", "pad", pad));
+	char *text = json_dumps(big, JSON_COMPACT);
+	cr_assert_eq(parse(text, &j, &e, CM_UNKNOWN_REJECT, NULL), -1);
+	cr_expect(json_object_get(e, "script_request_params") != NULL, "params over 64 KiB");
+	cm_job_clear(&j), json_decref(e), free(text);
+	json_object_set_new(big, "script_request_params", json_pack("{ss#}", "pad", pad, (size_t)60000));
+	text = json_dumps(big, JSON_COMPACT);
+	cr_assert_eq(parse(text, &j, &e, CM_UNKNOWN_REJECT, NULL), 0, "60 KB of params are fine");
+	cm_job_clear(&j), json_decref(e), free(text);
+	json_object_del(big, "script_request_params");
+	json_object_set_new(big, "condition_script_code", json_string(pad));
+	text = json_dumps(big, JSON_COMPACT);
+	cr_assert_eq(parse(text, &j, &e, CM_UNKNOWN_REJECT, NULL), -1);
+	cr_expect(json_object_get(e, "condition_script_code") != NULL, "condition over 64 KiB");
+	cm_job_clear(&j), json_decref(e), free(text);
+	json_t *tags = json_array();
+	for (int i = 0; i < 101; i++)
+		json_array_append_new(tags, json_sprintf("t%d", i));
+	json_object_del(big, "condition_script_code");
+	json_object_set_new(big, "lead_id", json_integer(1));
+	json_object_set(big, "add_tags", tags);
+	text = json_dumps(big, JSON_COMPACT);
+	cr_assert_eq(parse(text, &j, &e, CM_UNKNOWN_REJECT, NULL), -1);
+	cr_expect(json_object_get(e, "add_tags") != NULL, "101 tags");
+	cm_job_clear(&j), json_decref(e), free(text);
+	json_array_remove(tags, 100);
+	text = json_dumps(big, JSON_COMPACT);
+	cr_assert_eq(parse(text, &j, &e, CM_UNKNOWN_REJECT, NULL), 0, "100 tags are fine");
+	cm_job_clear(&j), json_decref(e), free(text);
+	json_decref(tags), json_decref(big), free(pad);
 }
 
 Test(job, due_times)
