@@ -1,0 +1,212 @@
+"""
+The worker's engine (issue 5) on real Kafka and PostgreSQL: punctuality, per-lead order across
+workers, crash recovery, periodic jobs, conditions, tags, muted leads, a PostgreSQL restart.
+Jobs are published straight to the jobs topic (the producer is not under test here), so each test
+controls due times exactly.
+"""
+import datetime as dt
+import json
+import os
+import signal
+import time
+import uuid
+
+from conftest import wait_for
+
+UTC = dt.timezone.utc
+
+
+def iso(t):
+    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def now():
+    return dt.datetime.now(UTC)
+
+
+def envelope(job_id=None, lead=1, due=None, **fields):
+    e = {"v": 1, "type": "schedule", "job_id": job_id or str(uuid.uuid4()), "bot_id": 1, "lead_id": lead}
+    if due is not None:
+        e["due_at"] = iso(due)
+    e.update(fields)
+    return e
+
+
+def publish(stack, envs):
+    stack.produce_many("jobs", [(f"1:{e.get('lead_id', '-')}".encode(), json.dumps(e).encode()) for e in envs])
+
+
+def add_trigger(stack, code, body, tid=None, condition=None):
+    stack.sql("INSERT INTO triggers (bot_id, id, code, body, condition) VALUES (1, %s, %s, %s, %s)",
+              tid or abs(hash(code)) % 100000 + 100, code, body, condition)
+
+
+def add_leads(stack, ids):
+    stack.sql("INSERT INTO leads (bot_id, id, name) SELECT 1, i, 'lead ' || i FROM unnest(%s::bigint[]) i"
+              " ON CONFLICT DO NOTHING", list(ids))
+
+
+def runs_of(stack, job_id):
+    return stack.sql("SELECT outcome, due_at, started_at, finished_at, error FROM job_runs WHERE job_id = %s"
+                     " ORDER BY id", job_id)
+
+
+def test_a_job_starts_at_its_due_time_not_before_and_soon_after(stack):
+    due = now() + dt.timedelta(seconds=2)
+    envs = [envelope(lead=1 + i % 3, due=due + dt.timedelta(milliseconds=300 * i), trigger_code="demo_echo",
+                     script_request_params={"text": str(i)}) for i in range(5)]
+    publish(stack, envs)
+    for e in envs:
+        stack.wait_job(e["job_id"], timeout=15)
+        (outcome, due_at, started, _, _), = runs_of(stack, e["job_id"])
+        assert outcome == "done"
+        assert started >= due_at, f"started {started} before due {due_at}"
+        assert started - due_at < dt.timedelta(milliseconds=50), f"{(started - due_at).total_seconds() * 1000} ms late"
+
+
+def test_two_workers_keep_each_leads_order_and_run_every_job_once(make_stack):
+    s = make_stack()
+    add_trigger(s, "append", "var seq = lead.getJsonAttr('seq') || [];\nseq.push(request.json.n);\n"
+                             "lead.setJsonAttr('seq', seq);\nbot.sendText('n=' + request.json.n);")
+    leads = range(101, 151)
+    add_leads(s, leads)
+    s.start_worker()
+    s.start_worker()
+    base = now() + dt.timedelta(seconds=3)
+    envs = [envelope(lead=lead, due=base + dt.timedelta(microseconds=n * 1000 + lead), trigger_code="append",
+                     script_request_params={"n": n}) for n in range(40) for lead in leads]
+    publish(s, envs)
+    wait_for(lambda: s.sql("SELECT count(*) FROM job_runs")[0][0] >= 2000, 180, interval=0.5, what="2000 runs")
+    time.sleep(1)
+    assert s.sql("SELECT count(*) FROM job_runs")[0][0] == 2000
+    assert s.sql("SELECT count(*) FROM jobs WHERE state = 'done'")[0][0] == 2000
+    assert s.sql("SELECT count(DISTINCT job_id) FROM job_runs WHERE outcome = 'done'")[0][0] == 2000
+    for lead in leads:
+        assert s.lead(lead)["attributes"]["seq"] == list(range(40)), f"lead {lead} out of order"
+        runs = s.sql("SELECT started_at, finished_at FROM job_runs WHERE lead_id = %s ORDER BY started_at", lead)
+        for a, b in zip(runs, runs[1:]):
+            assert a[1] <= b[0], f"lead {lead}: two runs overlapped"
+    workers = {w for (w,) in s.sql("SELECT DISTINCT worker FROM job_runs")}
+    assert len(workers) == 2, f"both workers should have run jobs: {workers}"
+    msgs = [json.loads(m.value()) for m in s.messages("outbound", min_count=2000, timeout=60)]
+    assert len({m["message_id"] for m in msgs}) == 2000
+
+
+def test_kill_9_a_worker_mid_run_every_job_completes_and_no_effect_twice(make_stack):
+    s = make_stack(worker_args=["--lease-sec=3"])
+    add_trigger(s, "count", "var c = lead.getIntAttr('count', 0) + 1;\nlead.setAttr('count', c);\n"
+                            "bot.sendText('job ' + request.json.n);")
+    leads = range(201, 261)
+    add_leads(s, leads)
+    w0 = s.start_worker()
+    s.start_worker()
+    base = now() + dt.timedelta(seconds=2)
+    envs = [envelope(lead=lead, due=base + dt.timedelta(milliseconds=3 * (n * 60 + i)), trigger_code="count",
+                     script_request_params={"n": n * 1000 + lead}) for n in range(10) for i, lead in enumerate(leads)]
+    publish(s, envs)
+    wait_for(lambda: s.sql("SELECT count(*) FROM job_runs")[0][0] >= 100, 60, interval=0.05, what="100 runs")
+    os.kill(w0.p.pid, signal.SIGKILL)
+    w0.p.wait()
+    w0.killed = True
+    wait_for(lambda: s.sql("SELECT count(*) FROM jobs WHERE state = 'done'")[0][0] == 600, 120, interval=0.5,
+             what="all 600 jobs done after the kill")
+    assert s.sql("SELECT count(*) FROM job_runs WHERE outcome = 'done'")[0][0] == 600, "each job's effects once"
+    for lead in leads:
+        assert s.lead(lead)["attributes"]["count"] == "10", f"lead {lead}: {s.lead(lead)['attributes']}"
+    msgs = [json.loads(m.value()) for m in s.messages("outbound", min_count=600, timeout=60)]
+    per_job = {}
+    for m in msgs:
+        per_job.setdefault(m["job_id"], set()).add(m["message_id"])
+    assert len(per_job) == 600 and all(len(v) == 1 for v in per_job.values()), \
+        "every job sent its message, from one run only (redeliveries keep the message_id)"
+
+
+def test_periodic_runs_on_its_phase_and_stops_after_cancel(stack):
+    first = now() + dt.timedelta(seconds=2)
+    e = envelope(lead=2, due=first, trigger_code="demo_echo", is_periodic=True, repeat_interval_sec=10,
+                 script_request_params={"text": "tick"})
+    publish(stack, [e])
+    wait_for(lambda: len(runs_of(stack, e["job_id"])) >= 3, 40, interval=0.2, what="three runs")
+    publish(stack, [{"v": 1, "type": "cancel", "job_id": e["job_id"], "bot_id": 1, "lead_id": 2}])
+    stack.wait_job(e["job_id"], states=("cancelled",), timeout=15)
+    runs = runs_of(stack, e["job_id"])[:3]
+    dues = [r[1] for r in runs]
+    assert dues == [first.replace(microsecond=first.microsecond) + dt.timedelta(seconds=10 * k) for k in range(3)], dues
+    for r in runs:
+        assert r[0] == "done" and r[2] >= r[1] and r[2] - r[1] < dt.timedelta(seconds=1)
+    n = len(runs_of(stack, e["job_id"]))
+    time.sleep(11)
+    assert len(runs_of(stack, e["job_id"])) == n, "a cancelled periodic job does not run again"
+
+
+def test_periodic_after_downtime_runs_once_and_skips_ahead(stack):
+    first = now() + dt.timedelta(seconds=1)
+    e = envelope(lead=3, due=first, trigger_code="demo_echo", is_periodic=True, repeat_interval_sec=10,
+                 script_request_params={"text": "tock"})
+    publish(stack, [e])
+    wait_for(lambda: len(runs_of(stack, e["job_id"])) == 1, 20, interval=0.1, what="the first run")
+    stack.workers[0].stop()
+    time.sleep(35)  # three due times pass while no worker runs
+    stack.start_worker()
+    wait_for(lambda: len(runs_of(stack, e["job_id"])) >= 2, 20, interval=0.1, what="the catch-up run")
+    time.sleep(2)
+    runs = runs_of(stack, e["job_id"])
+    assert len(runs) == 2, f"missed runs are not replayed one by one: {len(runs)} runs"
+    next_due = stack.job(e["job_id"])["due_at"]
+    assert next_due > now(), "the next due time is in the future"
+    assert ((next_due - first).total_seconds() % 10) < 0.001, "and keeps the phase"
+
+
+def test_condition_tags_and_muted_leads(stack):
+    add_trigger(stack, "tagcheck", "lead.setAttr('saw', [lead.isTagExist('a'), lead.isTagExist('c')].join(','));")
+    stack.sql("UPDATE leads SET tags = '{a,b}' WHERE bot_id = 1 AND id = 2")
+    stack.sql("UPDATE leads SET muted = true WHERE bot_id = 1 AND id = 3")
+    skip = envelope(lead=1, trigger_code="demo_echo", condition_script_code="return lead.getAttr('lang') == 'xx';",
+                    script_request_params={"text": "no"})
+    go = envelope(lead=1, trigger_code="demo_echo", condition_script_code="return lead.getAttr('lang') == 'en';",
+                  script_request_params={"text": "yes"})
+    tags = envelope(lead=2, trigger_code="tagcheck", remove_tags="a", add_tags="c")
+    muted = envelope(lead=3, trigger_code="demo_echo", script_request_params={"text": "muted"})
+    publish(stack, [skip, go, tags, muted])
+    assert stack.wait_job(skip["job_id"], states=("skipped",))["state"] == "skipped"
+    stack.wait_job(go["job_id"])
+    assert stack.lead(1)["attributes"]["echo"] == "yes"
+    stack.wait_job(tags["job_id"])
+    assert stack.lead(2)["attributes"]["saw"] == "false,true", "remove_tags then add_tags, before the code runs"
+    assert stack.lead(2)["tags"] == ["b", "c"]
+    j = stack.wait_job(muted["job_id"], states=("cancelled",))
+    assert "muted" in j["last_error"]
+    assert "echo" not in stack.lead(3)["attributes"]
+
+
+def test_missing_target_fails_with_a_clear_reason(stack):
+    e = envelope(lead=1, trigger_code="gone")
+    publish(stack, [e])
+    j = stack.wait_job(e["job_id"], states=("failed",))
+    assert "trigger 'gone' does not exist in bot 1" in j["last_error"]
+
+
+def test_postgresql_restart_during_runs_loses_nothing(own_services, make_stack):
+    pg, kafka = own_services()
+    s = make_stack(services=(pg, kafka), worker_args=["--lease-sec=5"])
+    add_trigger(s, "count", "lead.setAttr('count', lead.getIntAttr('count', 0) + 1);")
+    leads = range(301, 331)
+    add_leads(s, leads)
+    s.start_worker()
+    base = now() + dt.timedelta(seconds=2)
+    envs = [envelope(lead=lead, due=base + dt.timedelta(milliseconds=20 * (n * 30 + i)), trigger_code="count")
+            for n in range(10) for i, lead in enumerate(leads)]
+    publish(s, envs)
+    wait_for(lambda: s.sql("SELECT count(*) FROM job_runs")[0][0] >= 30, 30, interval=0.05, what="some runs")
+    s.db_conn.close()
+    pg.stop()
+    time.sleep(3)
+    pg.start()
+    import psycopg
+    s.db_conn = psycopg.connect(s.pg_uri, autocommit=True)
+    wait_for(lambda: s.sql("SELECT count(*) FROM jobs WHERE state = 'done'")[0][0] == 300, 120, interval=0.5,
+             what="all 300 jobs done after the restart")
+    assert s.sql("SELECT count(*) FROM job_runs WHERE outcome = 'done'")[0][0] == 300
+    for lead in leads:
+        assert s.lead(lead)["attributes"]["count"] == "10", f"lead {lead}: {s.lead(lead)['attributes']}"
+    assert s.workers[0].alive(), "the worker recovers by itself"
