@@ -190,15 +190,128 @@ static void store_offsets(struct wk_consumer *c, rd_kafka_message_t **msgs, size
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Runs fn until it succeeds, reconnecting and backing off while the database is down. Returns -1
+ * only when asked to stop first. */
+static int with_db(struct wk_consumer *c, const char *what, size_t n,
+		   int (*fn)(struct wk_consumer *, void *, char *, size_t), void *arg)
+{
+	int pause = 100;
+	for (;;) {
+		char err[1024];
+		if (cm_pg_broken(c->conn) && cm_pg_reset(c->conn, err, sizeof(err)) == -1) {
+			atomic_store(&c->db_ok, 0);
+		} else if (fn(c, arg, err, sizeof(err)) == 0) {
+			atomic_store(&c->db_ok, 1);
+			return 0;
+		}
+		if (stopping(c)) {
+			cm_log_warn("consumer: stopping with %zu message(s) not stored; they will be redelivered", n);
+			return -1;
+		}
+		cm_log_warn("consumer: %s failed, retrying in %d ms: %s", what, pause, err);
+		sleep_ms(pause);
+		pause = pause < 5000 ? pause * 2 : pause;
+	}
+}
+
+struct batch {
+	rd_kafka_message_t **msgs;
+	size_t n;
+	struct cm_job *jobs;
+	struct cm_cancel *cancels;
+	size_t *job_msg, *cancel_msg; /* which message each came from */
+	size_t nj, nc;
+	char **reasons; /* per message: why it is dead-lettered, or NULL */
+};
+
+static void reject(struct batch *b, size_t i, const char *reason)
+{
+	rd_kafka_message_t *m = b->msgs[i];
+	char subj[200];
+	snprintf(subj, sizeof(subj), "%s[%d]@%" PRId64, rd_kafka_topic_name(m->rkt), (int)m->partition,
+		 (int64_t)m->offset);
+	cm_log_with(CM_LOG_WARN, "message", subj, "invalid message dead-lettered: %s", reason);
+	b->reasons[i] = strdup(reason);
+	cm_metric_add(&wk_m_deadlettered, 1);
+}
+
+/* Commands for bots that do not exist are dead-lettered, not stored. */
+static int check_bots(struct wk_consumer *c, void *arg, char *errstr, size_t errstr_size)
+{
+	struct batch *b = arg;
+	json_t *ids = json_array();
+	for (size_t i = 0; i < b->nj; i++)
+		json_array_append_new(ids, json_integer(b->jobs[i].bot_id));
+	for (size_t i = 0; i < b->nc; i++)
+		json_array_append_new(ids, json_integer(b->cancels[i].bot_id));
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		return 0;
+	}
+	char *text = json_dumps(ids, JSON_COMPACT);
+	json_decref(ids);
+	const char *p[] = {text};
+	PGresult *r = cm_pg_query(c->conn,
+				  "SELECT DISTINCT x::bigint FROM jsonb_array_elements_text($1::jsonb) x"
+				  " WHERE NOT EXISTS (SELECT 1 FROM bots WHERE id = x::bigint)",
+				  1, p, errstr, errstr_size);
+	free(text);
+	if (!r)
+		return -1;
+	for (int row = 0; row < PQntuples(r); row++) {
+		int64_t bot = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+		char reason[96];
+		snprintf(reason, sizeof(reason), "bot_id: bot %" PRId64 " does not exist", bot);
+		size_t k = 0;
+		for (size_t i = 0; i < b->nj; i++) {
+			if (b->jobs[i].bot_id == bot) {
+				reject(b, b->job_msg[i], reason);
+				cm_job_clear(&b->jobs[i]);
+				continue;
+			}
+			b->job_msg[k] = b->job_msg[i];
+			b->jobs[k++] = b->jobs[i];
+		}
+		b->nj = k;
+		k = 0;
+		for (size_t i = 0; i < b->nc; i++) {
+			if (b->cancels[i].bot_id == bot) {
+				reject(b, b->cancel_msg[i], reason);
+				continue;
+			}
+			b->cancel_msg[k] = b->cancel_msg[i];
+			b->cancels[k++] = b->cancels[i];
+		}
+		b->nc = k;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int ingest(struct wk_consumer *c, void *arg, char *errstr, size_t errstr_size)
+{
+	struct batch *b = arg;
+	int inserted = 0;
+	if (wk_store_ingest(c->conn, b->jobs, b->nj, b->cancels, b->nc, c->o.events, &inserted, errstr, errstr_size) ==
+	    -1)
+		return -1;
+	cm_metric_add(&wk_m_stored, inserted);
+	if ((size_t)inserted < b->nj)
+		cm_log_info("consumer: %zu redelivered job(s) were already stored", b->nj - (size_t)inserted);
+	return 0;
+}
+
 /* Validates, dead-letters, stores, then stores offsets. Returns -1 if the batch must be read again. */
 static int process(struct wk_consumer *c, rd_kafka_message_t **msgs, size_t n)
 {
-	struct cm_job *jobs = calloc(n, sizeof(*jobs));
-	struct cm_cancel *cancels = calloc(n, sizeof(*cancels));
-	char **reasons = calloc(n, sizeof(*reasons));
-	size_t nj = 0, nc = 0;
+	struct batch b = {.msgs = msgs, .n = n};
 	int rc = -1;
-	if (!jobs || !cancels || !reasons)
+	b.jobs = calloc(n, sizeof(*b.jobs));
+	b.cancels = calloc(n, sizeof(*b.cancels));
+	b.job_msg = calloc(n, sizeof(size_t));
+	b.cancel_msg = calloc(n, sizeof(size_t));
+	b.reasons = calloc(n, sizeof(char *));
+	if (!b.jobs || !b.cancels || !b.job_msg || !b.cancel_msg || !b.reasons)
 		goto out;
 
 	for (size_t i = 0; i < n; i++) {
@@ -208,58 +321,31 @@ static int process(struct wk_consumer *c, rd_kafka_message_t **msgs, size_t n)
 		int64_t ts_us = ts > 0 ? ts * 1000 : cm_time_now_us();
 		char err[600];
 		enum cm_command cmd;
-		if (cm_envelope_parse(m->payload ? m->payload : "", m->len, ts_us, c->o.limits, &cmd, &jobs[nj],
-				      &cancels[nc], err, sizeof(err)) == -1) {
-			char subj[200];
-			snprintf(subj, sizeof(subj), "%s[%d]@%" PRId64, rd_kafka_topic_name(m->rkt), (int)m->partition,
-				 (int64_t)m->offset);
-			cm_log_with(CM_LOG_WARN, "message", subj, "invalid message dead-lettered: %s", err);
-			reasons[i] = strdup(err);
-			cm_metric_add(&wk_m_deadlettered, 1);
+		if (cm_envelope_parse(m->payload ? m->payload : "", m->len, ts_us, c->o.limits, &cmd, &b.jobs[b.nj],
+				      &b.cancels[b.nc], err, sizeof(err)) == -1) {
+			reject(&b, i, err);
 			continue;
 		}
 		if (cmd == CM_CMD_SCHEDULE)
-			nj++;
+			b.job_msg[b.nj++] = i;
 		else
-			nc++;
+			b.cancel_msg[b.nc++] = i;
 	}
-	if (deadletter(c, msgs, reasons, n) == -1)
+	if (with_db(c, "checking bots", n, check_bots, &b) == -1 || deadletter(c, msgs, b.reasons, n) == -1 ||
+	    with_db(c, "storing jobs", n, ingest, &b) == -1)
 		goto out;
-
-	/* The database may be down: keep this batch and retry; offsets move only after the commit. */
-	int pause = 100;
-	for (;;) {
-		char err[1024];
-		int inserted = 0;
-		if (cm_pg_broken(c->conn) && cm_pg_reset(c->conn, err, sizeof(err)) == -1) {
-			atomic_store(&c->db_ok, 0);
-		} else if (wk_store_ingest(c->conn, jobs, nj, cancels, nc, c->o.events, &inserted, err, sizeof(err)) ==
-			   0) {
-			atomic_store(&c->db_ok, 1);
-			cm_metric_add(&wk_m_stored, inserted);
-			if ((size_t)inserted < nj)
-				cm_log_info("consumer: %zu redelivered job(s) were already stored",
-					    nj - (size_t)inserted);
-			break;
-		}
-		if (stopping(c)) {
-			cm_log_warn("consumer: stopping with %zu message(s) not stored; they will be redelivered", n);
-			goto out;
-		}
-		cm_log_warn("consumer: storing %zu job(s) failed, retrying in %d ms: %s", nj + nc, pause, err);
-		sleep_ms(pause);
-		pause = pause < 5000 ? pause * 2 : pause;
-	}
 	store_offsets(c, msgs, n);
 	rc = 0;
 out:
-	for (size_t i = 0; jobs && i < nj; i++)
-		cm_job_clear(&jobs[i]);
-	for (size_t i = 0; reasons && i < n; i++)
-		free(reasons[i]);
-	free(jobs);
-	free(cancels);
-	free(reasons);
+	for (size_t i = 0; b.jobs && i < b.nj; i++)
+		cm_job_clear(&b.jobs[i]);
+	for (size_t i = 0; b.reasons && i < n; i++)
+		free(b.reasons[i]);
+	free(b.jobs);
+	free(b.cancels);
+	free(b.job_msg);
+	free(b.cancel_msg);
+	free(b.reasons);
 	return rc;
 }
 

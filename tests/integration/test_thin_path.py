@@ -138,14 +138,23 @@ def test_invalid_kafka_messages_go_to_the_dead_letter_topic_and_the_partition_mo
         (b"1:1", b"\x00\xffnot json at all"),
         (b"1:1", json.dumps({"v": 1, "type": "schedule", "job_id": str(uuid.uuid4()), "bot_id": 1,
                             "trigger_code": "demo_echo", "run_at": "yesterday"}).encode()),
+        (b"4242:1", json.dumps({"v": 1, "type": "schedule", "job_id": str(uuid.uuid4()), "bot_id": 4242,
+                               "lead_id": 1, "trigger_code": "demo_echo"}).encode()),
+        (b"1:1", json.dumps({"v": 1, "type": "schedule", "job_id": str(uuid.uuid4()), "bot_id": 1,
+                            "lead_id": "one", "trigger_id": [1]}).encode()),
         (b"1:1", json.dumps({"v": 1, "type": "schedule", "job_id": good, "bot_id": 1, "lead_id": 1,
                             "trigger_code": "demo_echo", "script_request_params": {"text": "after"}}).encode()),
     ])
     stack.wait_job(good, timeout=10)
-    dead = [json.loads(m.value()) for m in stack.messages("deadletter", min_count=2)]
-    assert len(dead) == 2, dead
-    assert "not JSON" in dead[0]["reason"] and dead[0]["original_base64"]
-    assert "run_at" in dead[1]["reason"] and json.loads(dead[1]["original"])["run_at"] == "yesterday"
+    dead = [json.loads(m.value()) for m in stack.messages("deadletter", min_count=4)]
+    assert len(dead) == 4, dead
+    dead.sort(key=lambda d: (d["partition"], d["offset"]))
+    reasons = " | ".join(d["reason"] for d in dead)
+    assert "not JSON" in reasons and any(d.get("original_base64") for d in dead)
+    assert "run_at" in reasons and any(json.loads(d.get("original") or "{}").get("run_at") == "yesterday" for d in dead)
+    assert "bot 4242 does not exist" in reasons, reasons
+    assert "lead_id: must be a positive integer" in reasons and "trigger_id" in reasons, reasons
+    assert stack.sql("SELECT count(*) FROM jobs")[0][0] == 1, "only the valid message was stored"
     for d in dead:
         assert d["topic"] == stack.topic("jobs") and d["offset"] >= 0 and d["partition"] >= 0
 
