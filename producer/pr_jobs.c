@@ -19,13 +19,15 @@
 
 /* A job as the API shows it (answers.schema.json), from a row of jobs. */
 #define JOB_JSON                                                                                               \
-	"json_build_object('job_id', job_id, 'bot_id', bot_id, 'lead_id', lead_id, 'ticket_id', ticket_id,"     \
-	" 'target', CASE WHEN target_kind IS NULL THEN NULL ELSE json_build_object('kind', target_kind,"      \
-	"   'id', target_id, 'code', target_code) END,"                                                          \
+	"json_build_object('job_id', job_id, 'bot_id', bot_id, 'lead_id', lead_id, 'ticket_id', ticket_id,"    \
+	" 'target', CASE WHEN target_kind IS NULL THEN NULL ELSE json_build_object('kind', target_kind,"       \
+	"   'id', target_id, 'code', target_code) END,"                                                        \
 	" 'status', state, 'due_at', botjobs_ts(due_at), 'is_periodic', period_sec IS NOT NULL,"               \
 	" 'repeat_interval_sec', period_sec, 'runs', runs, 'last_run_at', botjobs_ts(last_run_at),"            \
 	" 'next_run_at', CASE WHEN state = 'scheduled' THEN botjobs_ts(due_at) END, 'last_error', last_error," \
-	" 'result', result, 'cancel_requested', cancel_requested, 'accepted_at', botjobs_ts(accepted_at))"
+	" 'result', result, 'cancel_requested', cancel_requested, 'accepted_at', botjobs_ts(accepted_at),"     \
+	" 'progress', CASE WHEN target_kind = 'broadcast' THEN json_build_object('total', bcast_total,"        \
+	"   'done', bcast_done, 'matched', bcast_matched, 'failed', bcast_failed) END)"
 
 enum op { OP_GET, OP_LIST, OP_CANCEL, OP_CANCEL_LEAD };
 
@@ -66,8 +68,8 @@ static void get_job(PGconn *c, struct task *t)
 	if (PQntuples(r) == 0) {
 		char msg[200];
 		snprintf(msg, sizeof(msg),
-			 "job %s not found in bot %" PRId64 " (a job accepted a moment ago may not be stored yet)", t->job_id,
-			 t->bot_id);
+			 "job %s not found in bot %" PRId64 " (a job accepted a moment ago may not be stored yet)",
+			 t->job_id, t->bot_id);
 		pr_req_error(t->req, 404, msg, NULL, 0);
 	} else {
 		json_t *job = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -116,7 +118,8 @@ static void cancel_delivered(void *arg, rd_kafka_resp_err_t err)
 		pr_req_error(t->req, 503, msg, NULL, t->api->retry_after_sec);
 	} else if (t->op == OP_CANCEL) {
 		pr_req_answer(t->req, 202,
-			      json_pack("{sb ss ss}", "success", 1, "job_id", t->job_id, "status", "cancel_requested"), 0);
+			      json_pack("{sb ss ss}", "success", 1, "job_id", t->job_id, "status", "cancel_requested"),
+			      0);
 	} else {
 		pr_req_answer(t->req, 202,
 			      json_pack("{sb sI sI ss}", "success", 1, "bot_id", (json_int_t)t->bot_id, "lead_id",
@@ -138,8 +141,8 @@ static void send_cancel(struct task *t)
 	char key[48], err[256];
 	cm_job_key(t->bot_id, t->lead_id, key, sizeof(key));
 	t->sent_us = cm_time_mono_us();
-	if (!text || pr_kafka_send(t->api->kafka, t->api->topics->jobs, key, text, strlen(text), cancel_delivered, t, err,
-				   sizeof(err)) == -1) {
+	if (!text || pr_kafka_send(t->api->kafka, t->api->topics->jobs, key, text, strlen(text), cancel_delivered, t,
+				   err, sizeof(err)) == -1) {
 		char msg[400];
 		snprintf(msg, sizeof(msg), "Kafka is not accepting messages (%s); nothing changed, try again",
 			 text ? err : "out of memory");
@@ -155,8 +158,9 @@ static int cancel_job(PGconn *c, struct task *t)
 	char err[512], bot[24];
 	snprintf(bot, sizeof(bot), "%" PRId64, t->bot_id);
 	const char *p[] = {t->job_id, bot};
-	PGresult *r = cm_pg_query(c, "SELECT coalesce(lead_id, 0), state FROM jobs WHERE job_id = $1::uuid AND bot_id = $2",
-				  2, p, err, sizeof(err));
+	PGresult *r =
+		cm_pg_query(c, "SELECT coalesce(lead_id, 0), state FROM jobs WHERE job_id = $1::uuid AND bot_id = $2",
+			    2, p, err, sizeof(err));
 	if (!r) {
 		db_error(t, err);
 		return 0;
@@ -164,8 +168,8 @@ static int cancel_job(PGconn *c, struct task *t)
 	char msg[200];
 	if (PQntuples(r) == 0) {
 		snprintf(msg, sizeof(msg),
-			 "job %s not found in bot %" PRId64 " (a job accepted a moment ago may not be stored yet)", t->job_id,
-			 t->bot_id);
+			 "job %s not found in bot %" PRId64 " (a job accepted a moment ago may not be stored yet)",
+			 t->job_id, t->bot_id);
 		pr_req_error(t->req, 404, msg, NULL, 0);
 		PQclear(r);
 		return 0;
@@ -238,7 +242,8 @@ static int list_query(struct pr_req *req, struct task *t)
 		if (ok)
 			snprintf(t->status, sizeof(t->status), "%s", status);
 		else
-			cm_errors_add(errors, "status", "must be one of scheduled, running, done, failed, cancelled, skipped");
+			cm_errors_add(errors, "status",
+				      "must be one of scheduled, running, done, failed, cancelled, skipped");
 	}
 	t->limit = 50;
 	int64_t l;
@@ -295,7 +300,8 @@ void pr_jobs_handle(struct pr_api *api, struct pr_req *req, const char *method, 
 	}
 	pr_req_defer(req);
 	if (pr_store_submit(api->store, run_task, t) == -1) {
-		pr_req_error(req, 503, "too many requests waiting for the database; try again", NULL, api->retry_after_sec);
+		pr_req_error(req, 503, "too many requests waiting for the database; try again", NULL,
+			     api->retry_after_sec);
 		free(t);
 	}
 }

@@ -80,8 +80,8 @@ static void *store_main(void *arg)
 	return NULL;
 }
 
-struct pr_store *pr_store_start(const char *pg_uri, int threads, int statement_timeout_ms, int queue_max,
-				char *errstr, size_t errstr_size)
+struct pr_store *pr_store_start(const char *pg_uri, int threads, int statement_timeout_ms, int queue_max, char *errstr,
+				size_t errstr_size)
 {
 	struct pr_store *s = calloc(1, sizeof(*s));
 	if (!s || !(s->pg_uri = strdup(pg_uri)) || !(s->threads = calloc((size_t)threads, sizeof(pthread_t)))) {

@@ -17,8 +17,8 @@ struct pr_store;
 typedef void (*pr_store_fn)(PGconn *conn, void *arg);
 
 /* threads connections, each with statement_timeout (ms) so one slow query cannot pile up work. */
-struct pr_store *pr_store_start(const char *pg_uri, int threads, int statement_timeout_ms, int queue_max,
-				char *errstr, size_t errstr_size) CM_MUSTCHECK;
+struct pr_store *pr_store_start(const char *pg_uri, int threads, int statement_timeout_ms, int queue_max, char *errstr,
+				size_t errstr_size) CM_MUSTCHECK;
 /* Runs what is queued, stops the threads, frees. NULL-safe. */
 void pr_store_stop(struct pr_store *s);
 /* Queues fn(conn, arg). Returns -1 when the queue is full or the store is stopping (fn is not called). */

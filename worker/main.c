@@ -30,7 +30,7 @@
 struct cfg {
 	char *brokers, *pg_uri, *topic_prefix, *group_id, *worker_id, *http_host, *timezone, *log_format, *log_level;
 	long http_port, batch, consume_batch, lease_sec, max_attempts, retry_base_ms, partitions, replication;
-	long outbox_batch, heap_mb, script_timeout_ms, min_interval_sec, horizon_days;
+	long outbox_batch, heap_mb, script_timeout_ms, min_interval_sec, horizon_days, bcast_chunk;
 	int migrate, create_topics, events;
 };
 
@@ -60,6 +60,8 @@ static const struct cm_opt opts[] = {
 	 CM_OPT_INT, S(max_attempts), 1, 1000, 0},
 	{"retry-base-ms", "BOTJOBS_RETRY_BASE_MS", "1000", "first retry delay (doubles per attempt, with jitter)",
 	 CM_OPT_INT, S(retry_base_ms), 1, 3600000, 0},
+	{"broadcast-chunk", "BOTJOBS_BROADCAST_CHUNK", "500",
+	 "leads per broadcast chunk (one transaction, one checkpoint)", CM_OPT_INT, S(bcast_chunk), 1, 100000, 0},
 	{"outbox-batch", "BOTJOBS_OUTBOX_BATCH", "1000", "outbox rows relayed per transaction", CM_OPT_INT,
 	 S(outbox_batch), 1, 100000, 0},
 	{"heap-mb", "BOTJOBS_SCRIPT_HEAP_MB", "64", "memory cap of one script run (MiB)", CM_OPT_INT, S(heap_mb), 1,
@@ -203,6 +205,7 @@ int main(int argc, char **argv)
 		.events = cfg.events,
 		.max_attempts = (int)cfg.max_attempts,
 		.retry_base_ms = (int)cfg.retry_base_ms,
+		.bcast_chunk = (int)cfg.bcast_chunk,
 		.runtime = {.js = wk_js_default_limits, .timeout_ms = (int)cfg.script_timeout_ms},
 	};
 	so.runtime.js.heap_max = (size_t)cfg.heap_mb << 20;

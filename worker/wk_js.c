@@ -5,6 +5,7 @@
  * and nothing of one run (or one bot) is visible to the next. The API keeps a working copy of the
  * lead's attributes and tags, so reads see the run's own writes, and records every write as an effect.
  */
+#include <ctype.h>
 #include <math.h>
 #include <mujs.h>
 #include <stdio.h>
@@ -527,13 +528,10 @@ static void B_sendText(js_State *J)
 }
 
 /* Validates a schedule request made from JavaScript with the API's own rules and records it. */
-static void schedule(js_State *J, json_t *params, const char *fn)
+/* Validates a schedule request made from bot code with the API's own rules. Borrows params. Returns
+ * the envelope (a new reference, its job id fresh), or NULL with the rules broken in err. */
+static json_t *job_envelope(struct run *r, const json_t *params, char *err, size_t errsz)
 {
-	struct run *r = R(J);
-	if (json_array_size(r->jobs) >= r->lim->jobs_max) {
-		json_decref(params);
-		js_rangeerror(J, "%s: at most %zu new jobs per run", fn, r->lim->jobs_max);
-	}
 	const json_t *ctx = json_object_get(r->req, "context");
 	json_t *errors = json_object();
 	struct cm_job job;
@@ -542,19 +540,32 @@ static void schedule(js_State *J, json_t *params, const char *fn)
 				      .limits = &cm_job_default_limits,
 				      .unknown = CM_UNKNOWN_REJECT,
 				      .check_condition_compiles = 1};
-	int bad = cm_job_from_request(params, json_integer_value(json_object_get(ctx, "botId")), &pc, &job, errors);
-	json_decref(params);
-	if (bad || cm_uuid_v7(job.job_id) == -1) {
-		char line[600];
-		cm_errors_line(errors, line, sizeof(line));
-		json_decref(errors);
-		cm_job_clear(&job);
-		js_typeerror(J, "%s: %s", fn, line);
-	}
+	json_t *env = NULL;
+	if (cm_job_from_request(params, json_integer_value(json_object_get(ctx, "botId")), &pc, &job, errors) == -1)
+		cm_errors_line(errors, err, errsz);
+	else if (cm_uuid_v7(job.job_id) == -1)
+		snprintf(err, errsz, "no randomness for a job id");
+	else
+		env = cm_job_to_envelope(&job);
 	json_decref(errors);
-	json_t *env = cm_job_to_envelope(&job);
-	js_pushstring(J, job.job_id);
 	cm_job_clear(&job);
+	return env;
+}
+
+/* Validates and records a new job; pushes its id. Takes params. */
+static void schedule(js_State *J, json_t *params, const char *fn)
+{
+	struct run *r = R(J);
+	if (json_array_size(r->jobs) >= r->lim->jobs_max) {
+		json_decref(params);
+		js_rangeerror(J, "%s: at most %zu new jobs per run", fn, r->lim->jobs_max);
+	}
+	char err[600];
+	json_t *env = job_envelope(r, params, err, sizeof(err));
+	json_decref(params);
+	if (!env)
+		js_typeerror(J, "%s: %s", fn, err);
+	js_pushstring(J, json_string_value(json_object_get(env, "job_id")));
 	json_array_append_new(r->jobs, env);
 }
 
@@ -927,6 +938,204 @@ static int run_condition(js_State *J, const char *cond, const char *what, char *
 	return ok;
 }
 
+/* ---- dialog scripts ---- */
+
+/* "Hello {{ $name }}" -> the lead attribute "name" (empty when missing). Returns a new JSON string. */
+static json_t *substitute(struct run *r, const char *text)
+{
+	size_t cap = strlen(text) + 64, len = 0;
+	char *out = malloc(cap);
+	if (!out)
+		return json_string("");
+	for (const char *p = text; *p;) {
+		const char *end = NULL, *name = NULL;
+		size_t nlen = 0;
+		if (p[0] == '{' && p[1] == '{') {
+			const char *q = p + 2;
+			while (*q == ' ')
+				q++;
+			if (*q == '$') {
+				name = ++q;
+				while (*q && (isalnum((unsigned char)*q) || *q == '_' || *q == '-' || *q == '.'))
+					q++;
+				nlen = (size_t)(q - name);
+				while (*q == ' ')
+					q++;
+				if (q[0] == '}' && q[1] == '}' && nlen > 0 && nlen < 200)
+					end = q + 2;
+			}
+		}
+		const char *piece = p;
+		size_t plen = 1;
+		char key[200];
+		char *owned = NULL;
+		if (end) {
+			memcpy(key, name, nlen);
+			key[nlen] = '\0';
+			const json_t *v = r->attrs ? json_object_get(r->attrs, key) : NULL;
+			if (json_is_string(v)) {
+				piece = json_string_value(v);
+				plen = json_string_length(v);
+			} else if (v && !json_is_null(v)) {
+				owned = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+				piece = owned ? owned : "";
+				plen = strlen(piece);
+			} else {
+				plen = 0;
+			}
+			p = end;
+		} else {
+			p++;
+		}
+		if (len + plen + 1 > cap) {
+			while (len + plen + 1 > cap)
+				cap *= 2;
+			char *n = realloc(out, cap);
+			if (!n) {
+				free(owned);
+				break;
+			}
+			out = n;
+		}
+		memcpy(out + len, piece, plen);
+		len += plen;
+		free(owned);
+	}
+	out[len] = '\0';
+	json_t *s = json_string(out);
+	free(out);
+	return s ? s : json_string("");
+}
+
+/* Schedules another script for this lead, due now: "run another script" hands the dialog over. */
+static void script_handoff(struct run *r, const json_t *cmd)
+{
+	const json_t *ctx = json_object_get(r->req, "context");
+	json_t *p = json_object();
+	json_t *sid = json_object_get(cmd, "script_id"), *scode = json_object_get(cmd, "script_code");
+	if (sid)
+		json_object_set(p, "script_id", sid);
+	if (scode)
+		json_object_set(p, "script_code", scode);
+	json_object_set(p, "lead_id", json_object_get(ctx, "leadId"));
+	json_t *t = json_object_get(ctx, "ticketId");
+	if (json_is_integer(t))
+		json_object_set(p, "ticket_id", t);
+	json_object_set(p, "script_request_params", json_object_get(r->req, "params"));
+	json_array_append_new(r->jobs, p); /* validated by run_script() below */
+}
+
+/*
+ * Runs a dialog script: an array of commands {"type": …, "condition": "<JS body>"?, …}:
+ *   send_text {text}          a message to the lead; {{ $attr }} is replaced by the lead's attribute
+ *   add_tags / remove_tags {tags: "a,b" | [..]}
+ *   set_attr {key, value}     value: text with {{ $attr }}, or any JSON
+ *   run_js {code}             a function body with the whole API
+ *   run_script {script_id | script_code}   continue in another script (a job due now), and stop here
+ *   stop                      end the script
+ * Returns 0, or -1 with errstr naming the command ("script 'welcome', command 3 (run_js), line 2: …").
+ */
+static int run_script(js_State *J, struct run *r, const json_t *cmds, const char *name, char *err, size_t errsz,
+		      int *line)
+{
+	if (!json_is_array(cmds)) {
+		snprintf(err, errsz, "%s: the script is not a list of commands", name);
+		return -1;
+	}
+	size_t i;
+	json_t *c;
+	json_array_foreach(cmds, i, c)
+	{
+		char what[400], sub[600];
+		const char *type = json_string_value(json_object_get(c, "type"));
+		snprintf(what, sizeof(what), "%s, command %zu (%s)", name, i + 1, type ? type : "?");
+		const char *cond = json_string_value(json_object_get(c, "condition"));
+		if (cond && *cond) {
+			snprintf(sub, sizeof(sub), "%s condition", what);
+			int ok = run_condition(J, cond, sub, err, errsz, line);
+			if (ok < 0)
+				return -1;
+			if (ok == 0)
+				continue;
+		}
+		if (!type) {
+			snprintf(err, errsz, "%s: a command needs a \"type\"", what);
+			return -1;
+		}
+		if (!strcmp(type, "stop"))
+			return 0;
+		if (js_try(J)) {
+			/* An API error (no lead, a limit) from a command is this command's failure. */
+			cm_js_error_describe(J, NULL, sub, sizeof(sub), line);
+			js_pop(J, 1);
+			snprintf(err, errsz, "%s: %s", what, sub);
+			return -1;
+		}
+		if (!strcmp(type, "send_text")) {
+			struct run *rr = need_lead(J);
+			if (json_array_size(rr->messages) >= rr->lim->messages_max)
+				js_rangeerror(J, "at most %zu messages per run", rr->lim->messages_max);
+			const char *text = json_string_value(json_object_get(c, "text"));
+			json_array_append_new(rr->messages,
+					      json_pack("{so}", "text", substitute(rr, text ? text : "")));
+		} else if (!strcmp(type, "add_tags") || !strcmp(type, "remove_tags")) {
+			json_t *tags = json_object_get(c, "tags");
+			push_json(J, tags ? tags : json_string(""), 0);
+			each_tag(J, -1, !strcmp(type, "add_tags") ? tag_add : tag_del, type);
+			js_pop(J, 1);
+		} else if (!strcmp(type, "set_attr")) {
+			struct run *rr = need_lead(J);
+			const char *key = json_string_value(json_object_get(c, "key"));
+			if (!key || !*key)
+				js_typeerror(J, "set_attr needs a \"key\"");
+			json_t *v = json_object_get(c, "value");
+			json_t *val = json_is_string(v) ? substitute(rr, json_string_value(v))
+							: json_incref(v ? v : json_null());
+			set_in(rr->attrs, rr->lead_set, rr->lead_del, key, val);
+		} else if (!strcmp(type, "run_script")) {
+			need_lead(J);
+			if (!json_object_get(c, "script_id") && !json_object_get(c, "script_code"))
+				js_typeerror(J, "run_script needs \"script_id\" or \"script_code\"");
+			js_endtry(J);
+			script_handoff(r, c);
+			return 0;
+		} else if (strcmp(type, "run_js") != 0) {
+			js_typeerror(J,
+				     "unknown command type '%s' (send_text, add_tags, remove_tags, set_attr, run_js, "
+				     "run_script, stop)",
+				     type);
+		}
+		js_endtry(J);
+		if (!strcmp(type, "run_js")) {
+			const char *code = json_string_value(json_object_get(c, "code"));
+			if (code && *code) {
+				if (call_body(J, code, what, err, errsz, line) == -1)
+					return -1;
+				js_pop(J, 1);
+			}
+		}
+	}
+	return 0;
+}
+
+/* Turns the jobs a script handed over to into envelopes, with the API's rules (as bot.scheduleJob). */
+static int check_handoffs(struct run *r, const char *name, char *err, size_t errsz)
+{
+	for (size_t i = 0; i < json_array_size(r->jobs); i++) {
+		json_t *p = json_array_get(r->jobs, i);
+		if (json_object_get(p, "v"))
+			continue; /* already an envelope (bot.scheduleJob) */
+		char why[600];
+		json_t *env = job_envelope(r, p, why, sizeof(why));
+		if (!env) {
+			snprintf(err, errsz, "%s, run_script: %s", name, why);
+			return -1;
+		}
+		json_array_set_new(r->jobs, i, env);
+	}
+	return 0;
+}
+
 json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits, const struct wk_js_host *host)
 {
 	struct run r = {.req = req, .lim = limits ? limits : &wk_js_default_limits, .host = host};
@@ -1002,6 +1211,13 @@ json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits, const st
 			json_object_set_new(reply, "result", to_json(J, -1, 0));
 		js_endtry(J);
 		js_pop(J, 1);
+	}
+	const json_t *script = json_object_get(req, "script");
+	if (script && !json_is_null(script)) {
+		const char *sname = json_string_value(json_object_get(req, "script_name"));
+		if (run_script(J, &r, script, sname ? sname : name, err, sizeof(err), &line) == -1 ||
+		    check_handoffs(&r, sname ? sname : name, err, sizeof(err)) == -1)
+			goto done;
 	}
 	outcome = "done";
 	json_object_set_new(reply, "effects", effects_json(&r));

@@ -37,6 +37,9 @@ struct cm_metric wk_m_claim_batch = {.name = "botjobs_worker_claim_batch_size",
 struct cm_metric wk_m_outbox_relayed = {.name = "botjobs_worker_outbox_relayed_total",
 					.help = "Outbox rows delivered to Kafka.",
 					.type = CM_METRIC_COUNTER};
+struct cm_metric wk_m_bcast_leads = {.name = "botjobs_worker_broadcast_leads_total",
+				     .help = "Leads gone through by broadcasts.",
+				     .type = CM_METRIC_COUNTER};
 struct cm_metric wk_m_leases_reaped = {.name = "botjobs_worker_leases_expired_total",
 				       .help = "Leases that expired (a worker died or stalled).",
 				       .type = CM_METRIC_COUNTER};
@@ -47,10 +50,10 @@ void wk_metrics_init(void)
 	wk_m_lateness.nbounds = cm_buckets_latency_n;
 	wk_m_run_seconds.bounds = cm_buckets_latency;
 	wk_m_run_seconds.nbounds = cm_buckets_latency_n;
-	struct cm_metric *all[] = {&wk_m_consumed,     &wk_m_deadlettered, &wk_m_stored,	 &wk_m_runs_done,
-				   &wk_m_runs_failed,  &wk_m_runs_skipped, &wk_m_runs_cancelled, &wk_m_runs_retry,
-				   &wk_m_lateness,     &wk_m_run_seconds,  &wk_m_claim_batch,	 &wk_m_outbox_relayed,
-				   &wk_m_leases_reaped};
+	struct cm_metric *all[] = {&wk_m_consumed,	&wk_m_deadlettered, &wk_m_stored,	  &wk_m_runs_done,
+				   &wk_m_runs_failed,	&wk_m_runs_skipped, &wk_m_runs_cancelled, &wk_m_runs_retry,
+				   &wk_m_lateness,	&wk_m_run_seconds,  &wk_m_claim_batch,	  &wk_m_outbox_relayed,
+				   &wk_m_leases_reaped, &wk_m_bcast_leads};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		cm_metrics_register(all[i]);
 }

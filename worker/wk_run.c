@@ -34,8 +34,9 @@ static const char SNAPSHOT_SQL[] =
 	"        FROM triggers WHERE bot_id = $1 AND (id = $5::bigint OR code = $6) LIMIT 1) t)"
 	"   WHEN 'script' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, version"
 	"        FROM scripts WHERE bot_id = $1 AND (id = $5::bigint OR code = $6) LIMIT 1) t)"
-	"   WHEN 'broadcast' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, condition, script_id, version"
-	"        FROM broadcasts WHERE bot_id = $1 AND (id = $5::bigint OR code = $6) LIMIT 1) t)"
+	"   WHEN 'broadcast' THEN (SELECT row_to_json(t) FROM (SELECT b.id, b.code, b.body, b.condition, b.script_id,"
+	"        b.version, s.body AS script FROM broadcasts b LEFT JOIN scripts s ON s.bot_id = b.bot_id"
+	"        AND s.id = b.script_id WHERE b.bot_id = $1 AND (b.id = $5::bigint OR b.code = $6) LIMIT 1) t)"
 	"   END"
 	")::text";
 
@@ -49,7 +50,7 @@ static void fail(struct wk_result *r, enum wk_outcome o, const char *fmt, ...)
 	r->outcome = o;
 }
 
-static int load_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char *errstr, size_t errstr_size)
+int wk_run_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char *errstr, size_t errstr_size)
 {
 	const struct cm_job *j = &r->claimed->job;
 	char bot[24], lead[24], ticket[24], tid[24];
@@ -75,7 +76,7 @@ static int load_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char
 	return 0;
 }
 
-static const char *target_label(const struct cm_job *j, char *buf, size_t n)
+const char *wk_run_label(const struct cm_job *j, char *buf, size_t n)
 {
 	if (j->target_code)
 		snprintf(buf, n, "%s '%s'", cm_target_kind_name(j->kind), j->target_code);
@@ -120,20 +121,22 @@ static json_t *build_request(struct wk_result *r)
 		return NULL;
 	}
 	if (j->kind != CM_TARGET_NONE && !json_is_object(target)) {
-		fail(r, WK_FAILED, "%s does not exist in bot %" PRId64, target_label(j, label, sizeof(label)),
+		fail(r, WK_FAILED, "%s does not exist in bot %" PRId64, wk_run_label(j, label, sizeof(label)),
 		     j->bot_id);
 		return NULL;
 	}
-	if (j->kind == CM_TARGET_SCRIPT || j->kind == CM_TARGET_BROADCAST) {
-		fail(r, WK_FAILED, "%s: running %ss is not implemented yet", target_label(j, label, sizeof(label)),
-		     cm_target_kind_name(j->kind));
-		return NULL;
-	}
+	return wk_run_request(j, bot, lead, ticket, target);
+}
 
+json_t *wk_run_request(const struct cm_job *j, const json_t *bot, const json_t *lead, const json_t *ticket,
+		       const json_t *target)
+{
+	char label[300];
+	int64_t lead_id = json_is_object(lead) ? json_integer_value(json_object_get(lead, "id")) : 0;
 	json_t *req = json_object();
 	json_object_set_new(req, "context",
 			    json_pack("{sI so so ss}", "botId", (json_int_t)j->bot_id, "leadId",
-				      j->lead_id ? json_integer(j->lead_id) : json_null(), "ticketId",
+				      lead_id ? json_integer(lead_id) : json_null(), "ticketId",
 				      j->ticket_id ? json_integer(j->ticket_id) : json_null(), "jobId", j->job_id));
 	json_object_set(req, "bot", (json_t *)bot);
 	if (json_is_object(lead))
@@ -146,11 +149,27 @@ static json_t *build_request(struct wk_result *r)
 	json_object_set_new(req, "tags",
 			    json_pack("{soso}", "remove", tags_array(j->remove_tags, j->n_remove_tags), "add",
 				      tags_array(j->add_tags, j->n_add_tags)));
+	wk_run_label(j, label, sizeof(label));
 	if (json_is_object(target)) {
-		json_object_set(req, "code", json_object_get(target, "body"));
-		json_object_set(req, "code_condition", json_object_get(target, "condition"));
+		/* A trigger or a broadcast: JS code and its own condition; a script, or a broadcast's script:
+		 * commands. */
+		if (j->kind != CM_TARGET_SCRIPT) {
+			json_object_set(req, "code", json_object_get(target, "body"));
+			json_object_set(req, "code_condition", json_object_get(target, "condition"));
+		}
+		json_t *script = json_object_get(target, j->kind == CM_TARGET_SCRIPT ? "body" : "script");
+		if (script && !json_is_null(script)) {
+			json_object_set(req, "script", script);
+			char sname[340];
+			if (j->kind == CM_TARGET_SCRIPT)
+				snprintf(sname, sizeof(sname), "%s", label);
+			else
+				snprintf(sname, sizeof(sname), "%s, script %" PRId64, label,
+					 (int64_t)json_integer_value(json_object_get(target, "script_id")));
+			json_object_set_new(req, "script_name", json_string(sname));
+		}
 	}
-	json_object_set_new(req, "name", json_string(target_label(j, label, sizeof(label))));
+	json_object_set_new(req, "name", json_string(label));
 	return req;
 }
 
@@ -188,7 +207,7 @@ static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
 {
 	char err[512];
 	r->started_us = cm_time_now_us();
-	if (load_snapshot(ctx, r, err, sizeof(err)) == -1) {
+	if (wk_run_snapshot(ctx, r, err, sizeof(err)) == -1) {
 		fail(r, WK_RETRY, "loading state: %s", err);
 		goto out;
 	}
@@ -223,11 +242,23 @@ int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n
 		snprintf(errstr, errstr_size, "out of memory");
 		return -1;
 	}
+	/* Broadcasts go chunk by chunk, each chunk its own transaction; the rest together. */
+	size_t m = 0;
+	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
-		res[i].claimed = &jobs[i];
-		run_one(ctx, &res[i]);
+		if (jobs[i].job.kind == CM_TARGET_BROADCAST && !jobs[i].job.lead_id) {
+			if (wk_bcast_chunk(ctx, &jobs[i], errstr, errstr_size) == -1)
+				rc = -1;
+			continue;
+		}
+		res[m].claimed = &jobs[i];
+		run_one(ctx, &res[m++]);
 	}
-	int rc = wk_apply_results(ctx, res, n, errstr, errstr_size);
+	if (m > 0) {
+		int committed = wk_apply_results(ctx, res, m, errstr, errstr_size);
+		rc = committed < 0 ? -1 : rc;
+	}
+	n = m;
 	for (size_t i = 0; i < n; i++) {
 		json_decref(res[i].reply);
 		json_decref(res[i].snapshot);

@@ -24,6 +24,7 @@ struct wk_run_ctx {
 	int events;		       /* write job lifecycle events */
 	int max_attempts;	       /* infrastructure retries before a job fails */
 	int retry_base_ms;	       /* first retry delay; doubles per attempt, with jitter */
+	int bcast_chunk;	       /* leads per broadcast chunk */
 };
 
 enum wk_outcome { WK_DONE, WK_FAILED, WK_SKIPPED, WK_CANCELLED, WK_RETRY };
@@ -44,6 +45,19 @@ const char *wk_outcome_name(enum wk_outcome o);
  * (the jobs stay leased and run again when their lease expires; nothing of them was committed). */
 int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n, char *errstr,
 		 size_t errstr_size) CM_MUSTCHECK;
+
+/* Loads r's snapshot (bot, lead, ticket, target) in one query. */
+int wk_run_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char *errstr, size_t errstr_size) CM_MUSTCHECK;
+/* The runtime request for job j on this state (lead and ticket may be NULL). A new reference. */
+json_t *wk_run_request(const struct cm_job *j, const json_t *bot, const json_t *lead, const json_t *ticket,
+		       const json_t *target);
+/* "trigger 'demo_echo'" or "script 3". Returns buf. */
+const char *wk_run_label(const struct cm_job *j, char *buf, size_t n);
+
+/* wk_bcast.c: one chunk of a claimed broadcast job: its next leads run, their effects and the new
+ * checkpoint commit together. Returns 0 when committed (or the lease was lost), -1 on a database error
+ * (nothing committed; the job runs again after its lease). */
+int wk_bcast_chunk(const struct wk_run_ctx *ctx, struct wk_claimed *job, char *errstr, size_t errstr_size) CM_MUSTCHECK;
 
 /* wk_apply.c: commits results (one transaction, a savepoint per job). Returns committed count or -1. */
 int wk_apply_results(const struct wk_run_ctx *ctx, struct wk_result *res, size_t n, char *errstr,

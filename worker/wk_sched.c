@@ -119,7 +119,8 @@ static void *sched_main(void *arg)
 				 .worker_id = s->o.worker_id,
 				 .events = s->o.events,
 				 .max_attempts = s->o.max_attempts,
-				 .retry_base_ms = s->o.retry_base_ms};
+				 .retry_base_ms = s->o.retry_base_ms,
+				 .bcast_chunk = s->o.bcast_chunk};
 
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* wake on time, not up to 50 µs late */
 	while (!stopping(s)) {

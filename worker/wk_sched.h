@@ -20,6 +20,7 @@ struct wk_sched_opts {
 	int events;
 	int max_attempts;
 	int retry_base_ms;
+	int bcast_chunk; /* leads per broadcast chunk */
 	struct wk_runtime_opts runtime;
 };
 

@@ -191,12 +191,12 @@ static const char CLAIM_SQL[] =
 	"         jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
 	"                            'lead_id', u.lead_id, 'due_at', u.due_at, 'run', u.runs + 1, 'worker', $1,"
 	"                            'at', clock_timestamp())"
-	"  FROM u WHERE $4::boolean"
+	"  FROM u WHERE $4::boolean AND u.bcast_cursor IS NULL"
 	")"
 	"SELECT job_id, bot_id, lead_id, ticket_id, target_kind, target_id, target_code,"
 	"       (extract(epoch FROM due_at) * 1000000)::bigint, period_sec, condition, params::text,"
 	"       to_json(add_tags)::text, to_json(remove_tags)::text, attempts, runs,"
-	"       (extract(epoch FROM accepted_at) * 1000000)::bigint"
+	"       (extract(epoch FROM accepted_at) * 1000000)::bigint, bcast_cursor"
 	" FROM u ORDER BY due_at";
 
 static char **tags_from_json(const char *text, size_t *n)
@@ -263,6 +263,7 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 		jobs[i].attempts = (int)int_or_zero(r, i, 13);
 		jobs[i].runs = (int)int_or_zero(r, i, 14);
 		j->accepted_us = int_or_zero(r, i, 15);
+		jobs[i].bcast_cursor = int_or_zero(r, i, 16);
 	}
 	PQclear(r);
 	*out = jobs;

@@ -18,9 +18,10 @@
 
 /* A claimed job: the stored job plus its lease. */
 struct wk_claimed {
-	struct cm_job job; /* owned */
-	int attempts;	   /* the lease token: completion must present it */
-	int runs;	   /* runs finished before this one */
+	struct cm_job job;    /* owned */
+	int attempts;	      /* the lease token: completion must present it */
+	int runs;	      /* runs finished before this one */
+	int64_t bcast_cursor; /* broadcasts: the last lead done in this run, 0 = from the start */
 };
 void wk_claimed_free(struct wk_claimed *c, size_t n); /* frees the array and its jobs; NULL-safe */
 

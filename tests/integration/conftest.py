@@ -287,7 +287,7 @@ class Stack:
 
     # --- PostgreSQL ------------------------------------------------------------------------------
     def sql(self, query, *params):
-        cur = self.db_conn.execute(query, params)
+        cur = self.db_conn.execute(query, params or None)
         return cur.fetchall() if cur.description is not None else cur.rowcount
 
     def job(self, job_id):

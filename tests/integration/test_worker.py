@@ -210,3 +210,60 @@ def test_postgresql_restart_during_runs_loses_nothing(own_services, make_stack):
     for lead in leads:
         assert s.lead(lead)["attributes"]["count"] == "10", f"lead {lead}: {s.lead(lead)['attributes']}"
     assert s.workers[0].alive(), "the worker recovers by itself"
+
+
+def test_broadcast_reaches_exactly_the_matching_leads_and_resumes_after_kill_9(make_stack):
+    s = make_stack(worker_args=["--lease-sec=3", "--broadcast-chunk=50"])
+    s.sql("INSERT INTO leads (bot_id, id, name, attributes, muted) SELECT 1, i, 'l' || i,"
+          " jsonb_build_object('group', CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END), i <= 1010"
+          " FROM generate_series(1001, 2000) i")
+    # A little work per lead so that the broadcast takes a few seconds and can be killed in the middle.
+    s.sql("INSERT INTO broadcasts (bot_id, id, code, body, condition) VALUES (1, 1, 'promo',"
+          " 'var x = 0; for (var i = 0; i < 30000; i++) x += i;\nlead.setAttr(''got'', ''yes'');\n"
+          "bot.sendText(''promo for '' + lead.getData(''name''));', 'return lead.getAttr(''group'') == ''a'';')")
+    w0 = s.start_worker()
+    s.start_worker()
+    job = {"v": 1, "type": "schedule", "job_id": str(uuid.uuid4()), "bot_id": 1, "broadcast_code": "promo"}
+    s.produce("jobs", json.dumps(job).encode(), key=b"1:-")
+    wait_for(lambda: (s.sql("SELECT bcast_done FROM jobs WHERE job_id = %s", job["job_id"]) or [[0]])[0][0] >= 200,
+             60, interval=0.05, what="a fifth of the broadcast")
+    owner = s.sql("SELECT lease_owner FROM jobs WHERE job_id = %s", job["job_id"])[0][0]
+    victim = w0 if owner is None or owner.startswith("w0-") else s.workers[1]
+    os.kill(victim.p.pid, signal.SIGKILL)
+    victim.p.wait()
+    victim.killed = True
+    j = s.wait_job(job["job_id"], timeout=120)
+    assert j["state"] == "done" and j["runs"] == 1
+    total, done, matched, failed = s.sql("SELECT bcast_total, bcast_done, bcast_matched, bcast_failed FROM jobs"
+                                         " WHERE job_id = %s", job["job_id"])[0]
+    assert (total, done, matched, failed) == (993, 993, 495, 0), (total, done, matched, failed)
+    got = {r[0] for r in s.sql("SELECT id FROM leads WHERE attributes->>'got' = 'yes'")}
+    assert got == {i for i in range(1012, 2001, 2)}, "exactly the non-muted leads of group a"
+    msgs = [json.loads(m.value()) for m in s.messages("outbound", min_count=495, timeout=60)]
+    per_lead = {}
+    for m in msgs:
+        per_lead.setdefault(m["lead_id"], set()).add(m["message_id"])
+    assert set(per_lead) == got and all(len(v) == 1 for v in per_lead.values()), "one message per lead"
+    r = s.ctl("job", "show", job["job_id"])
+    assert '"status": "done"' in r
+
+
+def test_dialog_script_and_a_trigger_that_launches_one(stack):
+    stack.sql("INSERT INTO scripts (bot_id, id, code, body) VALUES (1, 7, 'welcome', %s::jsonb)",
+              json.dumps([{"type": "set_attr", "key": "step", "value": "1"},
+                          {"type": "send_text", "text": "Welcome, {{ $lang }}"},
+                          {"type": "add_tags", "tags": "welcomed"},
+                          {"type": "run_script", "script_code": "second"}]))
+    stack.sql("INSERT INTO scripts (bot_id, id, code, body) VALUES (1, 8, 'second', %s::jsonb)",
+              json.dumps([{"type": "send_text", "text": "step two", "condition": "return lead.getAttr('step') == '1';"},
+                          {"type": "set_attr", "key": "step", "value": "2"}]))
+    stack.sql("INSERT INTO triggers (bot_id, id, code, body, script_id) VALUES (1, 9, 'hello', 'lead.setAttr(''t'', 1);', 7)")
+    wait_for(lambda: stack.schedule({"script_code": "welcome", "lead_id": 2}).status_code == 202, 10,
+             what="the scripts in the catalog")
+    wait_for(lambda: stack.lead(2)["attributes"].get("step") == "2", 15, what="both scripts to run")
+    assert "welcomed" in stack.lead(2)["tags"]
+    texts = [json.loads(m.value())["text"] for m in stack.messages("outbound", min_count=2)]
+    assert texts == ["Welcome, de", "step two"], texts
+    assert stack.schedule({"trigger_code": "hello", "lead_id": 1}).status_code == 202
+    wait_for(lambda: stack.lead(1)["attributes"].get("step") == "2", 15, what="the trigger's script to run")
+    assert stack.lead(1)["attributes"]["t"] == "1"

@@ -354,3 +354,78 @@ Test(js, a_refused_host_call_is_a_catchable_error_with_its_line)
 		  json_string_value(json_object_get(r, "result")));
 	json_decref(r), json_decref(h.args);
 }
+
+static json_t *script_request(const char *commands)
+{
+	json_t *req = request("");
+	json_object_del(req, "code");
+	json_error_t je;
+	json_t *cmds = json_loads(commands, 0, &je);
+	cr_assert(cmds, "test script is not JSON: %s", je.text);
+	json_object_set_new(req, "script", cmds);
+	json_object_set_new(req, "script_name", json_string("script 'welcome'"));
+	return req;
+}
+
+Test(script, commands_in_order_with_conditions_and_substitution)
+{
+	json_t *r = run(
+		script_request("[{\"type\":\"set_attr\",\"key\":\"greet\",\"value\":\"Hi {{ $lang }}!\"},"
+			       "{\"type\":\"send_text\",\"text\":\"{{$greet}} ({{ $missing }})\"},"
+			       "{\"type\":\"send_text\",\"text\":\"never\",\"condition\":\"return false;\"},"
+			       "{\"type\":\"add_tags\",\"tags\":\"x, y\"},{\"type\":\"remove_tags\",\"tags\":[\"a\"]},"
+			       "{\"type\":\"run_js\",\"code\":\"lead.setAttr('js', lead.getAllTags().join('|'));\"},"
+			       "{\"type\":\"stop\"},"
+			       "{\"type\":\"send_text\",\"text\":\"after stop\"}]"));
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	json_t *msgs = effects(r, "messages", NULL);
+	cr_assert_eq(json_array_size(msgs), 1, "one message: the conditional one and the one after stop do not run");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(msgs, 0), "text")), "Hi en! ()");
+	cr_expect_str_eq(json_string_value(json_object_get(effects(r, "lead", "set"), "greet")), "Hi en!");
+	cr_expect_str_eq(json_string_value(json_object_get(effects(r, "lead", "set"), "js")), "b|x|y");
+	json_decref(r);
+}
+
+Test(script, run_script_hands_over_and_stops)
+{
+	json_t *r = run(script_request("[{\"type\":\"run_script\",\"script_code\":\"next\"},"
+				       "{\"type\":\"send_text\",\"text\":\"not reached\"}]"));
+	cr_assert_str_eq(outcome(r), "done", "error: %s", error(r));
+	cr_expect_null(effects(r, "messages", NULL));
+	json_t *job = json_array_get(effects(r, "jobs", NULL), 0);
+	cr_expect_str_eq(json_string_value(json_object_get(job, "script_code")), "next");
+	cr_expect_eq(json_integer_value(json_object_get(job, "lead_id")), 7);
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(job, "script_request_params"), "text")),
+			 "hi");
+	cr_expect(json_string_length(json_object_get(job, "job_id")) == 36, "a full envelope with its own id");
+	json_decref(r);
+}
+
+Test(script, errors_name_the_command_and_line)
+{
+	json_t *r = run(script_request("[{\"type\":\"send_text\",\"text\":\"ok\"},"
+				       "{\"type\":\"run_js\",\"code\":\"var a = 1;\\nnull.x = a;\"}]"));
+	cr_expect_str_eq(outcome(r), "failed");
+	cr_expect(strstr(error(r), "script 'welcome', command 2 (run_js), line 2: TypeError") != NULL, "got '%s'",
+		  error(r));
+	cr_expect_null(json_object_get(r, "effects"), "the message of command 1 is dropped with the failed run");
+	json_decref(r);
+	r = run(script_request("[{\"type\":\"teleport\"}]"));
+	cr_expect(strstr(error(r), "command 1 (teleport): TypeError: unknown command type 'teleport'") != NULL,
+		  "got '%s'", error(r));
+	json_decref(r);
+	r = run(script_request("[{\"type\":\"set_attr\",\"value\":1}]"));
+	cr_expect(strstr(error(r), "command 1 (set_attr)") && strstr(error(r), "needs a \"key\""), "got '%s'",
+		  error(r));
+	json_decref(r);
+	r = run(script_request("[{\"type\":\"send_text\",\"text\":\"x\",\"condition\":\"return (;\"}]"));
+	cr_expect(strstr(error(r), "command 1 (send_text) condition, line 1: SyntaxError") != NULL, "got '%s'",
+		  error(r));
+	json_decref(r);
+	r = run(script_request("{\"not\":\"a list\"}"));
+	cr_expect(strstr(error(r), "not a list of commands") != NULL, "got '%s'", error(r));
+	json_decref(r);
+	r = run(script_request("[{\"type\":\"run_script\"}]"));
+	cr_expect(strstr(error(r), "needs \"script_id\" or \"script_code\"") != NULL, "got '%s'", error(r));
+	json_decref(r);
+}
