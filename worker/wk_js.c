@@ -661,7 +661,7 @@ static void api_call(js_State *J, const char *method, int with_body)
 		js_typeerror(J, "%s: the URL must be a string", method);
 	json_t *args = json_object();
 	json_object_set_new(args, "url", json_string(js_tostring(J, 1)));
-	json_object_set(args, "headers", r->api_headers ? r->api_headers : json_object());
+	json_object_set_new(args, "headers", r->api_headers ? json_incref(r->api_headers) : json_object());
 	if (with_body)
 		json_object_set_new(args, "body", arg_or_null(J, 2));
 	json_t *res = host_call(J, method, args);
