@@ -34,6 +34,7 @@ struct wk_sched {
 	pthread_t thread;
 	PGconn *conn;
 	struct wk_runtime *rt;
+	struct wk_host *host; /* over conn */
 	atomic_int stop;
 	atomic_int ready;
 };
@@ -116,6 +117,7 @@ static void *sched_main(void *arg)
 	int requery = 1, empty_claims = 0;
 	struct wk_run_ctx ctx = {.conn = s->conn,
 				 .rt = s->rt,
+				 .host = s->host,
 				 .worker_id = s->o.worker_id,
 				 .events = s->o.events,
 				 .max_attempts = s->o.max_attempts,
@@ -198,6 +200,9 @@ struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, 
 	s->rt = wk_runtime_new(&opts->runtime, errstr, errstr_size);
 	if (!s->rt)
 		goto err;
+	s->host = wk_host_new(s->conn, &opts->host, errstr, errstr_size);
+	if (!s->host)
+		goto err;
 	atomic_store(&s->ready, 1);
 	if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
 		snprintf(errstr, errstr_size, "cannot start the scheduler thread");
@@ -205,6 +210,7 @@ struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, 
 	}
 	return s;
 err:
+	wk_host_free(s->host);
 	wk_runtime_free(s->rt);
 	cm_pg_close(s->conn);
 	free(s);
@@ -217,6 +223,7 @@ void wk_sched_stop(struct wk_sched *s)
 		return;
 	atomic_store(&s->stop, 1);
 	pthread_join(s->thread, NULL);
+	wk_host_free(s->host);
 	wk_runtime_free(s->rt);
 	cm_pg_close(s->conn);
 	free(s);
