@@ -6,6 +6,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq-dev libmicrohttpd-dev \
+      libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -20,7 +21,7 @@ RUN make -j"$(nproc)" WERROR=1 all && strip bin/*
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libjansson4 libmujs2 libpq5 libmicrohttpd12 tzdata ca-certificates curl \
+      librdkafka1 libjansson4 libmujs2 libpq5 libmicrohttpd12 libcurl4 tzdata ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin botjobs
 COPY --from=build /src/bin/ /usr/local/bin/

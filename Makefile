@@ -22,7 +22,7 @@ endif
 B        := build/$(VARIANT)
 BINDIR   := $(if $(filter 1,$(SANITIZE)),$(B)/bin,bin)
 
-PKGS     := rdkafka jansson mujs libpq libmicrohttpd
+PKGS     := rdkafka jansson mujs libpq libmicrohttpd libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "cm_signal.h"
 #include "cm_time.h"
 #include "wk_consumer.h"
+#include "wk_host.h"
 #include "wk_kafka.h"
 #include "wk_metrics.h"
 #include "wk_outbox.h"
@@ -32,6 +34,10 @@ struct cfg {
 	long http_port, batch, consume_batch, lease_sec, max_attempts, retry_base_ms, partitions, replication;
 	long outbox_batch, heap_mb, script_timeout_ms, min_interval_sec, horizon_days, bcast_chunk;
 	int migrate, create_topics, events;
+	/* bot.findLeads and api.* (wk_host.h) */
+	char *api_allow_hosts;
+	long find_leads_limit, api_connect_timeout_ms, api_timeout_ms, api_max_kb;
+	int api_allow_private;
 };
 
 /* clang-format off: one line per setting reads best */
@@ -82,6 +88,22 @@ static const struct cm_opt opts[] = {
 	 1, 10000, 0},
 	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created at start-up", CM_OPT_INT,
 	 S(replication), 1, 100, 0},
+	{"find-leads-limit", "BOTJOBS_FIND_LEADS_LIMIT", "100",
+	 "most leads one bot.findLeads call returns (also its default limit)", CM_OPT_INT, S(find_leads_limit), 1,
+	 WK_HOST_FIND_LIMIT_MAX, 0},
+	{"api-connect-timeout-ms", "BOTJOBS_API_CONNECT_TIMEOUT_MS", "2000", "connect timeout of api.getJson/postJson",
+	 CM_OPT_INT, S(api_connect_timeout_ms), 1, 60000, 0},
+	{"api-timeout-ms", "BOTJOBS_API_TIMEOUT_MS", "4000",
+	 "total time of one api.getJson/postJson call, redirects included", CM_OPT_INT, S(api_timeout_ms), 1, 600000,
+	 0},
+	{"api-max-kb", "BOTJOBS_API_MAX_KB", "1024", "largest api.* response body (KiB); a bigger one fails the call",
+	 CM_OPT_INT, S(api_max_kb), 1, 65536, 0},
+	{"api-allow-private", "BOTJOBS_API_ALLOW_PRIVATE", "false",
+	 "let api.* reach private, loopback, link-local and other non-public addresses", CM_OPT_BOOL,
+	 S(api_allow_private), 0, 0, 0},
+	{"api-allow-hosts", "BOTJOBS_API_ALLOW_HOSTS", "",
+	 "hosts api.* may call, comma-separated (a.example,*.b.example); empty = any public host", CM_OPT_STR,
+	 S(api_allow_hosts), 0, 0, 0},
 	{"timezone", "BOTJOBS_TIMEZONE", "UTC", "platform time zone of run_at values without an offset", CM_OPT_STR,
 	 S(timezone), 0, 0, 0},
 	{"log-format", "BOTJOBS_LOG_FORMAT", "json", "json or text", CM_OPT_STR, S(log_format), 0, 0, 0},
@@ -152,6 +174,20 @@ int main(int argc, char **argv)
 		gethostname(host, sizeof(host) - 1);
 		snprintf(worker_id, sizeof(worker_id), "%s-%d", host, (int)getpid());
 	}
+	struct wk_host_opts ho = {.find_limit = cfg.find_leads_limit,
+				  .api_connect_timeout_ms = cfg.api_connect_timeout_ms,
+				  .api_timeout_ms = cfg.api_timeout_ms,
+				  .api_max_bytes = (size_t)cfg.api_max_kb << 10,
+				  .api_allow_private = cfg.api_allow_private,
+				  .api_allow_hosts = cfg.api_allow_hosts};
+	struct wk_host *probe = wk_host_new(NULL, &ho, err, sizeof(err)); /* checks the allow-list */
+	if (!probe) {
+		fprintf(stderr, "botjobs-worker: %s\n", err);
+		cm_config_free(opts, CM_ARRAY_LEN(opts), &cfg, &props);
+		return 2;
+	}
+	wk_host_free(probe);
+	curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
 	cm_signal_setup();
 	wk_metrics_init();
 
@@ -207,6 +243,7 @@ int main(int argc, char **argv)
 		.retry_base_ms = (int)cfg.retry_base_ms,
 		.bcast_chunk = (int)cfg.bcast_chunk,
 		.runtime = {.js = wk_js_default_limits, .timeout_ms = (int)cfg.script_timeout_ms},
+		.host = ho,
 	};
 	so.runtime.js.heap_max = (size_t)cfg.heap_mb << 20;
 	parts.sched = wk_sched_start(&so, err, sizeof(err));
@@ -258,6 +295,7 @@ out:
 		rd_kafka_destroy(producer);
 	}
 	cm_config_free(opts, CM_ARRAY_LEN(opts), &cfg, &props);
+	curl_global_cleanup();
 	if (rc == 0)
 		cm_log_info("botjobs-worker stopped");
 	return rc;

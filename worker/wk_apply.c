@@ -165,7 +165,9 @@ static json_t *result_row(const struct wk_run_ctx *ctx, const struct wk_result *
 	}
 	if (o != WK_DONE)
 		return row;
-	set_if(row, "result", json_object_get(r->reply, "result"));
+	/* A result is kept as returned, [] and {} included; set_if() would drop those. */
+	if (json_object_get(r->reply, "result"))
+		json_object_set(row, "result", json_object_get(r->reply, "result"));
 	const json_t *eff = json_object_get(r->reply, "effects");
 	const json_t *lead = json_object_get(eff, "lead");
 	set_if(row, "lead_set", json_object_get(lead, "set"));

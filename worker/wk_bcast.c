@@ -51,22 +51,26 @@ static const char CHUNK_SQL[] =
 	"  SELECT x.*, u.bot_id FROM u, jsonb_to_recordset($4::jsonb) AS x(lead_id bigint, outcome text,"
 	"    lead_set jsonb, lead_del jsonb, tags_add jsonb, tags_del jsonb, status_name text, bot_set jsonb,"
 	"    bot_del jsonb, outbox jsonb)"
-	"), lu AS (" WK_SQL_LEAD_EFFECTS("r")
-	"), bs AS (" WK_SQL_BOT_SET("r")
-	"), bd AS (" WK_SQL_BOT_DEL("r")
-	"), ob AS (" WK_SQL_OUTBOX_MESSAGES("r")
-	"), ev AS ("
-	"  INSERT INTO outbox (topic, key, payload)"
-	"  SELECT 'events', u.bot_id || ':-', jsonb_strip_nulls(jsonb_build_object('v', 1,"
-	"           'type', CASE WHEN u.state = 'cancelled' THEN 'job.cancelled' ELSE 'job.done' END,"
-	"           'job_id', u.job_id, 'bot_id', u.bot_id, 'run', u.runs, 'state', u.state,"
-	"           'progress', jsonb_build_object('total', u.bcast_total, 'done', u.bcast_done,"
-	"                                          'matched', u.bcast_matched, 'failed', u.bcast_failed),"
-	"           'next_due_at', CASE WHEN u.state = 'scheduled' AND $6::boolean THEN u.due_at END,"
-	"           'at', clock_timestamp()))"
-	"  FROM u WHERE $12::boolean AND ($6::boolean OR u.state = 'cancelled')"
-	")"
-	"SELECT state FROM u";
+	"), lu AS (" WK_SQL_LEAD_EFFECTS("r") "), bs AS (" WK_SQL_BOT_SET("r") "), bd AS (" WK_SQL_BOT_DEL(
+		"r") "), ob AS (" WK_SQL_OUTBOX_MESSAGES("r") "), ev AS ("
+							      "  INSERT INTO outbox (topic, key, payload)"
+							      "  SELECT 'events', u.bot_id || ':-', "
+							      "jsonb_strip_nulls(jsonb_build_object('v', 1,"
+							      "           'type', CASE WHEN u.state = 'cancelled' THEN "
+							      "'job.cancelled' ELSE 'job.done' END,"
+							      "           'job_id', u.job_id, 'bot_id', u.bot_id, "
+							      "'run', u.runs, 'state', u.state,"
+							      "           'progress', jsonb_build_object('total', "
+							      "u.bcast_total, 'done', u.bcast_done,"
+							      "                                          'matched', "
+							      "u.bcast_matched, 'failed', u.bcast_failed),"
+							      "           'next_due_at', CASE WHEN u.state = "
+							      "'scheduled' AND $6::boolean THEN u.due_at END,"
+							      "           'at', clock_timestamp()))"
+							      "  FROM u WHERE $12::boolean AND ($6::boolean OR u.state "
+							      "= 'cancelled')"
+							      ")"
+							      "SELECT state FROM u";
 #pragma GCC diagnostic pop
 
 static const char LEADS_SQL[] = "SELECT row_to_json(l)::text FROM (SELECT id, name, channel, attributes, tags,"
@@ -110,15 +114,15 @@ static json_t *lead_row(const struct wk_claimed *c, int64_t lead_id, const json_
 		json_t *m;
 		json_array_foreach(msgs, i, m)
 		{
-			int n = snprintf(name, sizeof(name), "%s:%d:%" PRId64 ":%zu", c->job.job_id, c->runs + 1, lead_id, i);
+			int n = snprintf(name, sizeof(name), "%s:%d:%" PRId64 ":%zu", c->job.job_id, c->runs + 1,
+					 lead_id, i);
 			cm_uuid_from_name("botjobs.outbound", name, (size_t)n, mid);
-			json_t *payload = json_pack("{si ss ss sI sI sO sO ss si ss}", "v", 1, "type", "message",
-						    "message_id", mid, "bot_id", (json_int_t)c->job.bot_id, "lead_id",
-						    (json_int_t)lead_id, "channel",
-						    json_object_get(lead, "channel") ? json_object_get(lead, "channel")
-										      : json_null(),
-						    "text", json_object_get(m, "text"), "job_id", c->job.job_id, "run",
-						    c->runs + 1, "created_at", cm_time_format_us(cm_time_now_us(), at));
+			json_t *payload = json_pack(
+				"{si ss ss sI sI sO sO ss si ss}", "v", 1, "type", "message", "message_id", mid,
+				"bot_id", (json_int_t)c->job.bot_id, "lead_id", (json_int_t)lead_id, "channel",
+				json_object_get(lead, "channel") ? json_object_get(lead, "channel") : json_null(),
+				"text", json_object_get(m, "text"), "job_id", c->job.job_id, "run", c->runs + 1,
+				"created_at", cm_time_format_us(cm_time_now_us(), at));
 			if (payload)
 				json_array_append_new(rows, json_pack("{ss so}", "key", key, "payload", payload));
 		}
@@ -178,6 +182,9 @@ int wk_bcast_chunk(const struct wk_run_ctx *ctx, struct wk_claimed *c, char *err
 	if (!res)
 		goto out;
 	nleads = PQntuples(res);
+	/* Host calls (findLeads, api.*) see this broadcast's bot only. */
+	struct wk_host_run hr;
+	const struct wk_js_host *host = wk_host_bind(ctx->host, c->job.bot_id, c->job.job_id, &hr);
 	for (int i = 0; i < nleads; i++) {
 		json_t *lead = json_loads(PQgetvalue(res, i, 0), 0, NULL);
 		if (!lead)
@@ -185,8 +192,14 @@ int wk_bcast_chunk(const struct wk_run_ctx *ctx, struct wk_claimed *c, char *err
 		int64_t lead_id = json_integer_value(json_object_get(lead, "id"));
 		json_t *req = wk_run_request(&c->job, bot, lead, NULL, target);
 		char err[512];
-		json_t *reply = wk_runtime_run(ctx->rt, req, ctx->host, err, sizeof(err));
+		json_t *reply = wk_runtime_run(ctx->rt, req, host, err, sizeof(err));
 		json_decref(req);
+		if (reply && hr.db_failed) {
+			/* findLeads met a database failure: not the script's fault; the chunk runs again. */
+			snprintf(err, sizeof(err), "findLeads: the database failed");
+			json_decref(reply);
+			reply = NULL;
+		}
 		if (!reply) {
 			/* The runtime itself failed: commit nothing of this chunk; it runs again after the lease. */
 			snprintf(errstr, errstr_size, "%s, lead %" PRId64 ": %s", label, lead_id, err);
@@ -254,8 +267,8 @@ int wk_bcast_chunk(const struct wk_run_ctx *ctx, struct wk_claimed *c, char *err
 	res = NULL;
 	int64_t min_due = INT64_MAX;
 	int inserted = 0;
-	if (kept && wk_store_insert_envelopes(ctx->conn, envs, ctx->events, &inserted, &min_due, errstr, errstr_size) ==
-			    -1)
+	if (kept &&
+	    wk_store_insert_envelopes(ctx->conn, envs, ctx->events, &inserted, &min_due, errstr, errstr_size) == -1)
 		goto rollback;
 	char payload[32];
 	snprintf(payload, sizeof(payload), min_due != INT64_MAX ? "d:%" PRId64 : "c", min_due);

@@ -640,17 +640,28 @@ static json_t *arg_or_null(js_State *J, int idx)
 	return js_isdefined(J, idx) && !js_isnull(J, idx) ? to_json(J, idx, 0) : json_null();
 }
 
+/* A whole number argument for the host (limit, offset); the host applies its own bounds. NaN,
+ * infinities and numbers beyond ±2^53 are refused rather than converted (that would be undefined). */
+static json_t *whole_arg(js_State *J, int idx, const char *what)
+{
+	if (!js_isnumber(J, idx))
+		return json_null();
+	double d = js_tonumber(J, idx);
+	if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
+		js_rangeerror(J, "bot.findLeads: %s must be a whole number", what);
+	return json_integer((json_int_t)d);
+}
+
 /* bot.findLeads(columns, where, orderBy, limit, offset) - where: [field, value], [field, op, value] or a list of them. */
 static void B_findLeads(js_State *J)
 {
+	json_t *limit = whole_arg(J, 4, "limit"), *offset = whole_arg(J, 5, "offset");
 	json_t *args = json_object();
 	json_object_set_new(args, "columns", arg_or_null(J, 1));
 	json_object_set_new(args, "where", arg_or_null(J, 2));
 	json_object_set_new(args, "order_by", arg_or_null(J, 3));
-	json_object_set_new(args, "limit",
-			    js_isnumber(J, 4) ? json_integer((json_int_t)js_tonumber(J, 4)) : json_null());
-	json_object_set_new(args, "offset",
-			    js_isnumber(J, 5) ? json_integer((json_int_t)js_tonumber(J, 5)) : json_null());
+	json_object_set_new(args, "limit", limit);
+	json_object_set_new(args, "offset", offset);
 	push_result(J, host_call(J, "findLeads", args));
 }
 
@@ -672,7 +683,7 @@ static void api_call(js_State *J, const char *method, int with_body)
 		js_typeerror(J, "%s: the URL must be a string", method);
 	json_t *args = json_object();
 	json_object_set_new(args, "url", json_string(js_tostring(J, 1)));
-	json_object_set(args, "headers", r->api_headers ? r->api_headers : json_object());
+	json_object_set_new(args, "headers", r->api_headers ? json_incref(r->api_headers) : json_object());
 	if (with_body)
 		json_object_set_new(args, "body", arg_or_null(J, 2));
 	json_t *res = host_call(J, method, args);
@@ -833,7 +844,6 @@ static void def_context(js_State *J, struct run *r)
 	def_object(J, "ticket", ticket_fns, CM_ARRAY_LEN(ticket_fns));
 	def_object(J, "CommonBotCommands", cbc_fns, CM_ARRAY_LEN(cbc_fns));
 	def_object(J, "console", console_fns, CM_ARRAY_LEN(console_fns));
-	def_object(J, "api", api_fns, CM_ARRAY_LEN(api_fns));
 	def_object(J, "api", api_fns, CM_ARRAY_LEN(api_fns));
 
 	js_newobject(J);

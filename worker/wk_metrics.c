@@ -44,6 +44,27 @@ struct cm_metric wk_m_leases_reaped = {.name = "botjobs_worker_leases_expired_to
 				       .help = "Leases that expired (a worker died or stalled).",
 				       .type = CM_METRIC_COUNTER};
 
+#define HOST_CALL(method, outcome)                                                                         \
+	{                                                                                                  \
+		.name = "botjobs_worker_host_calls_total",                                                 \
+		.help = "Calls of bot JavaScript to the worker (findLeads, api.*) by method and outcome.", \
+		.type = CM_METRIC_COUNTER, .labels = "method=\"" method "\",outcome=\"" outcome "\""       \
+	}
+#define HOST_CALLS(method)                                                                           \
+	{                                                                                            \
+		HOST_CALL(method, "ok"), HOST_CALL(method, "invalid"), HOST_CALL(method, "refused"), \
+			HOST_CALL(method, "failed")                                                  \
+	}
+struct cm_metric wk_m_host_calls[WK_M_HOST_METHODS][WK_M_HOST_OUTCOMES] = {
+	HOST_CALLS("findLeads"), HOST_CALLS("api.getJson"), HOST_CALLS("api.postJson")};
+#define API_SECONDS(method)                                                                 \
+	{                                                                                   \
+		.name = "botjobs_worker_api_request_seconds",                               \
+		.help = "Duration of api.getJson/api.postJson calls (redirects included).", \
+		.type = CM_METRIC_HISTOGRAM, .labels = "method=\"" method "\""              \
+	}
+struct cm_metric wk_m_api_seconds[2] = {API_SECONDS("api.getJson"), API_SECONDS("api.postJson")};
+
 void wk_metrics_init(void)
 {
 	wk_m_lateness.bounds = cm_buckets_latency;
@@ -56,4 +77,12 @@ void wk_metrics_init(void)
 				   &wk_m_leases_reaped, &wk_m_bcast_leads};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		cm_metrics_register(all[i]);
+	for (size_t m = 0; m < WK_M_HOST_METHODS; m++)
+		for (size_t o = 0; o < WK_M_HOST_OUTCOMES; o++)
+			cm_metrics_register(&wk_m_host_calls[m][o]);
+	for (size_t m = 0; m < 2; m++) {
+		wk_m_api_seconds[m].bounds = cm_buckets_latency;
+		wk_m_api_seconds[m].nbounds = cm_buckets_latency_n;
+		cm_metrics_register(&wk_m_api_seconds[m]);
+	}
 }

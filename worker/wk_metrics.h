@@ -11,6 +11,13 @@ extern struct cm_metric wk_m_runs_done, wk_m_runs_failed, wk_m_runs_skipped, wk_
 extern struct cm_metric wk_m_lateness, wk_m_run_seconds, wk_m_claim_batch;
 extern struct cm_metric wk_m_outbox_relayed, wk_m_leases_reaped, wk_m_bcast_leads;
 
+/* Calls of bot JavaScript to the host (wk_host.c): [method][outcome]. */
+enum { WK_M_HOST_FIND, WK_M_HOST_GET, WK_M_HOST_POST, WK_M_HOST_METHODS };
+#define WK_M_HOST_OUTCOMES 4 /* enum wk_host_outcome: ok, invalid, refused, failed */
+extern struct cm_metric wk_m_host_calls[WK_M_HOST_METHODS][WK_M_HOST_OUTCOMES];
+/* Duration of api.getJson / api.postJson requests, redirects included: [WK_M_HOST_GET - 1 or POST - 1]. */
+extern struct cm_metric wk_m_api_seconds[2];
+
 void wk_metrics_init(void);
 
 #endif

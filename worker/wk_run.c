@@ -214,7 +214,10 @@ static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
 	json_t *req = build_request(r);
 	if (!req)
 		goto out;
-	r->reply = wk_runtime_run(ctx->rt, req, ctx->host, err, sizeof(err));
+	/* Host calls see this job's bot only: the bot id is bound here, never taken from the script. */
+	struct wk_host_run hr;
+	const struct wk_js_host *host = wk_host_bind(ctx->host, r->claimed->job.bot_id, r->claimed->job.job_id, &hr);
+	r->reply = wk_runtime_run(ctx->rt, req, host, err, sizeof(err));
 	json_decref(req);
 	if (!r->reply) {
 		fail(r, WK_RETRY, "%s", err);
@@ -226,6 +229,10 @@ static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
 		launch_script(r);
 	} else if (outcome && strcmp(outcome, "skipped") == 0) {
 		r->outcome = WK_SKIPPED;
+	} else if (hr.db_failed) {
+		/* findLeads met a database failure, not a script error: run it again later. */
+		const char *e = json_string_value(json_object_get(r->reply, "error"));
+		fail(r, WK_RETRY, "%s", e ? e : "findLeads: database unavailable");
 	} else {
 		const char *e = json_string_value(json_object_get(r->reply, "error"));
 		fail(r, WK_FAILED, "%s", e ? e : "the run failed");

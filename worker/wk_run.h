@@ -13,18 +13,19 @@
 #include <libpq-fe.h>
 #include <stdint.h>
 #include "cm_compiler.h"
+#include "wk_host.h"
 #include "wk_runtime.h"
 #include "wk_store.h"
 
 struct wk_run_ctx {
-	PGconn *conn;		       /* borrowed */
-	struct wk_runtime *rt;	       /* borrowed */
-	const struct wk_js_host *host; /* answers findLeads and api.* (borrowed, may be NULL) */
-	const char *worker_id;	       /* lease owner */
-	int events;		       /* write job lifecycle events */
-	int max_attempts;	       /* infrastructure retries before a job fails */
-	int retry_base_ms;	       /* first retry delay; doubles per attempt, with jitter */
-	int bcast_chunk;	       /* leads per broadcast chunk */
+	PGconn *conn;	       /* borrowed */
+	struct wk_runtime *rt; /* borrowed */
+	struct wk_host *host;  /* answers findLeads and api.*, bound to each job's bot (borrowed, may be NULL) */
+	const char *worker_id; /* lease owner */
+	int events;	       /* write job lifecycle events */
+	int max_attempts;      /* infrastructure retries before a job fails */
+	int retry_base_ms;     /* first retry delay; doubles per attempt, with jitter */
+	int bcast_chunk;       /* leads per broadcast chunk */
 };
 
 enum wk_outcome { WK_DONE, WK_FAILED, WK_SKIPPED, WK_CANCELLED, WK_RETRY };

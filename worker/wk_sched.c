@@ -32,8 +32,10 @@
 struct wk_sched {
 	struct wk_sched_opts o;
 	pthread_t thread;
+	pthread_t heartbeat;
 	PGconn *conn;
 	struct wk_runtime *rt;
+	struct wk_host *host; /* over conn */
 	atomic_int stop;
 	atomic_int ready;
 };
@@ -116,6 +118,7 @@ static void *sched_main(void *arg)
 	int requery = 1, empty_claims = 0;
 	struct wk_run_ctx ctx = {.conn = s->conn,
 				 .rt = s->rt,
+				 .host = s->host,
 				 .worker_id = s->o.worker_id,
 				 .events = s->o.events,
 				 .max_attempts = s->o.max_attempts,
@@ -183,6 +186,44 @@ static void *sched_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The lease heartbeat: every lease/3 it extends the leases this worker holds, on its own connection,
+ * so a long run (slow api.* calls, a big broadcast chunk) is not taken over while it is alive. A dead
+ * or stopped process stops beating, its leases expire, and another worker takes the jobs over; the
+ * first, if it ever resumes, cannot commit (the lease token moved on).
+ */
+static void *heartbeat_main(void *arg)
+{
+	struct wk_sched *s = arg;
+	char err[512], lease[16];
+	PGconn *c = NULL;
+	snprintf(lease, sizeof(lease), "%d", s->o.lease_sec);
+	int64_t period = (int64_t)s->o.lease_sec * CM_US_PER_SEC / 3, next = cm_time_mono_us() + period;
+	while (!atomic_load(&s->stop)) {
+		struct timespec ts = {0, 100 * 1000000L};
+		nanosleep(&ts, NULL);
+		if (cm_time_mono_us() < next)
+			continue;
+		next = cm_time_mono_us() + period;
+		if (!c || cm_pg_broken(c)) {
+			cm_pg_close(c);
+			c = cm_pg_connect(s->o.pg_uri, "botjobs-worker:heartbeat", err, sizeof(err));
+			if (!c) {
+				cm_log_warn("heartbeat: %s", err);
+				continue;
+			}
+		}
+		const char *p[] = {s->o.worker_id, lease};
+		if (cm_pg_command(c,
+				  "UPDATE jobs SET lease_until = clock_timestamp() + make_interval(secs => $2::integer)"
+				  " WHERE lease_owner = $1 AND state = 'running'",
+				  2, p, err, sizeof(err)) == -1)
+			cm_log_warn("heartbeat: extending leases: %s", err);
+	}
+	cm_pg_close(c);
+	return NULL;
+}
+
 struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, size_t errstr_size)
 {
 	struct wk_sched *s = calloc(1, sizeof(*s));
@@ -199,13 +240,23 @@ struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, 
 	s->rt = wk_runtime_new(&opts->runtime, errstr, errstr_size);
 	if (!s->rt)
 		goto err;
+	s->host = wk_host_new(s->conn, &opts->host, errstr, errstr_size);
+	if (!s->host)
+		goto err;
 	atomic_store(&s->ready, 1);
+	if (pthread_create(&s->heartbeat, NULL, heartbeat_main, s) != 0) {
+		snprintf(errstr, errstr_size, "cannot start the lease heartbeat thread");
+		goto err;
+	}
 	if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
 		snprintf(errstr, errstr_size, "cannot start the scheduler thread");
+		atomic_store(&s->stop, 1);
+		pthread_join(s->heartbeat, NULL);
 		goto err;
 	}
 	return s;
 err:
+	wk_host_free(s->host);
 	wk_runtime_free(s->rt);
 	cm_pg_close(s->conn);
 	free(s);
@@ -218,6 +269,8 @@ void wk_sched_stop(struct wk_sched *s)
 		return;
 	atomic_store(&s->stop, 1);
 	pthread_join(s->thread, NULL);
+	pthread_join(s->heartbeat, NULL);
+	wk_host_free(s->host);
 	wk_runtime_free(s->rt);
 	cm_pg_close(s->conn);
 	free(s);

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include "cm_compiler.h"
+#include "wk_host.h"
 #include "wk_runtime.h"
 
 struct wk_sched_opts {
@@ -22,6 +23,7 @@ struct wk_sched_opts {
 	int retry_base_ms;
 	int bcast_chunk; /* leads per broadcast chunk */
 	struct wk_runtime_opts runtime;
+	struct wk_host_opts host; /* findLeads and api.* (host.api_allow_hosts borrowed until start returns) */
 };
 
 struct wk_sched;

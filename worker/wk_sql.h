@@ -8,38 +8,38 @@
 #define WK_SQL_H
 
 /* Lead attributes (set/delete), tags (remove, then append new ones in order), status by name. */
-#define WK_SQL_LEAD_EFFECTS(src)                                                                               \
-	"  UPDATE leads l SET"                                                                                 \
+#define WK_SQL_LEAD_EFFECTS(src)                                                                                      \
+	"  UPDATE leads l SET"                                                                                        \
 	"    attributes = (l.attributes - ARRAY(SELECT jsonb_array_elements_text(coalesce(" src ".lead_del, '[]'))))" \
-	"                 || coalesce(" src ".lead_set, '{}'),"                                                  \
-	"    tags = ARRAY(SELECT t FROM unnest(l.tags) WITH ORDINALITY AS x(t, o)"                              \
-	"                 WHERE t <> ALL(ARRAY(SELECT jsonb_array_elements_text(coalesce(" src ".tags_del, '[]'))))" \
-	"                 ORDER BY o)"                                                                          \
-	"        || ARRAY(SELECT t FROM jsonb_array_elements_text(coalesce(" src ".tags_add, '[]'))"             \
-	"                 WITH ORDINALITY AS y(t, o) WHERE t <> ALL(l.tags) ORDER BY o),"                       \
-	"    status_id = coalesce((SELECT s.id FROM lead_statuses s WHERE s.bot_id = l.bot_id"                  \
-	"                          AND s.name = " src ".status_name), l.status_id),"                            \
-	"    updated_at = now()"                                                                               \
-	"  FROM " src                                                                                          \
-	"  WHERE " src ".outcome = 'done' AND l.bot_id = " src ".bot_id AND l.id = " src ".lead_id"             \
-	"    AND (" src ".lead_set IS NOT NULL OR " src ".lead_del IS NOT NULL OR " src ".tags_add IS NOT NULL"  \
+	"                 || coalesce(" src ".lead_set, '{}'),"                                                       \
+	"    tags = ARRAY(SELECT t FROM unnest(l.tags) WITH ORDINALITY AS x(t, o)"                                    \
+	"                 WHERE t <> ALL(ARRAY(SELECT jsonb_array_elements_text(coalesce(" src ".tags_del, '[]'))))"  \
+	"                 ORDER BY o)"                                                                                \
+	"        || ARRAY(SELECT t FROM jsonb_array_elements_text(coalesce(" src ".tags_add, '[]'))"                  \
+	"                 WITH ORDINALITY AS y(t, o) WHERE t <> ALL(l.tags) ORDER BY o),"                             \
+	"    status_id = coalesce((SELECT s.id FROM lead_statuses s WHERE s.bot_id = l.bot_id"                        \
+	"                          AND s.name = " src ".status_name), l.status_id),"                                  \
+	"    updated_at = now()"                                                                                      \
+	"  FROM " src "  WHERE " src ".outcome = 'done' AND l.bot_id = " src ".bot_id AND l.id = " src ".lead_id"     \
+	"    AND (" src ".lead_set IS NOT NULL OR " src ".lead_del IS NOT NULL OR " src ".tags_add IS NOT NULL"       \
 	"         OR " src ".tags_del IS NOT NULL OR " src ".status_name IS NOT NULL)"
 
 /* Bot attributes: set (one row per key and bot in src, or the statement fails), then delete. */
-#define WK_SQL_BOT_SET(src)                                                                                    \
-	"  INSERT INTO bot_attributes (bot_id, key, value)"                                                    \
-	"  SELECT " src ".bot_id, e.key, e.value FROM " src ", jsonb_each(" src ".bot_set) e"                  \
-	"  WHERE " src ".outcome = 'done' AND " src ".bot_set IS NOT NULL"                                     \
+#define WK_SQL_BOT_SET(src)                                                                   \
+	"  INSERT INTO bot_attributes (bot_id, key, value)"                                   \
+	"  SELECT " src ".bot_id, e.key, e.value FROM " src ", jsonb_each(" src ".bot_set) e" \
+	"  WHERE " src ".outcome = 'done' AND " src ".bot_set IS NOT NULL"                    \
 	"  ON CONFLICT (bot_id, key) DO UPDATE SET value = EXCLUDED.value"
-#define WK_SQL_BOT_DEL(src)                                                                                    \
-	"  DELETE FROM bot_attributes b USING " src                                                            \
-	"  WHERE " src ".outcome = 'done' AND " src ".bot_del IS NOT NULL AND b.bot_id = " src ".bot_id"       \
+#define WK_SQL_BOT_DEL(src)                                                                     \
+	"  DELETE FROM bot_attributes b USING " src "  WHERE " src ".outcome = 'done' AND " src \
+	".bot_del IS NOT NULL AND b.bot_id = " src ".bot_id"                                    \
 	"    AND b.key IN (SELECT jsonb_array_elements_text(" src ".bot_del))"
 
 /* Outbound messages into the outbox. */
-#define WK_SQL_OUTBOX_MESSAGES(src)                                                                            \
-	"  INSERT INTO outbox (topic, key, payload)"                                                           \
-	"  SELECT 'outbound', m.key, m.payload FROM " src ", jsonb_to_recordset(" src ".outbox) AS m(key text, payload jsonb)" \
+#define WK_SQL_OUTBOX_MESSAGES(src)                                                   \
+	"  INSERT INTO outbox (topic, key, payload)"                                  \
+	"  SELECT 'outbound', m.key, m.payload FROM " src ", jsonb_to_recordset(" src \
+	".outbox) AS m(key text, payload jsonb)"                                      \
 	"  WHERE " src ".outcome = 'done' AND " src ".outbox IS NOT NULL"
 
 #endif

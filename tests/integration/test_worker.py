@@ -267,3 +267,18 @@ def test_dialog_script_and_a_trigger_that_launches_one(stack):
     assert stack.schedule({"trigger_code": "hello", "lead_id": 1}).status_code == 202
     wait_for(lambda: stack.lead(1)["attributes"].get("step") == "2", 15, what="the trigger's script to run")
     assert stack.lead(1)["attributes"]["t"] == "1"
+
+
+def test_a_run_longer_than_its_lease_is_not_taken_over(make_stack):
+    s = make_stack(worker_args=["--lease-sec=2", "--script-timeout-ms=20000"])
+    add_trigger(s, "slow", "var until = Date.now() + 4500; while (Date.now() < until) {}\n"
+                           "lead.setAttr('slow', lead.getIntAttr('slow', 0) + 1);")
+    s.start_worker()
+    s.start_worker()
+    e = envelope(lead=1, trigger_code="slow")
+    publish(s, [e])
+    s.wait_job(e["job_id"], timeout=30)
+    time.sleep(3)
+    assert [r[0] for r in runs_of(s, e["job_id"])] == ["done"], "one run, not a second one on the other worker"
+    assert s.lead(1)["attributes"]["slow"] == "1"
+    assert not any("lease expired" in w.tail(300) for w in s.workers)

@@ -429,3 +429,31 @@ Test(script, errors_name_the_command_and_line)
 	cr_expect(strstr(error(r), "needs \"script_id\" or \"script_code\"") != NULL, "got '%s'", error(r));
 	json_decref(r);
 }
+
+Test(js, find_leads_refuses_non_whole_limits)
+{
+	struct fake_host h = {.answer = json_pack("[]")};
+	struct wk_js_host host = {fake_call, &h};
+	static const char *bad[] = {"bot.findLeads(null, null, null, 1/0);", "bot.findLeads(null, null, null, NaN);",
+				    "bot.findLeads(null, null, null, 10, 1e300);",
+				    "bot.findLeads(null, null, null, 2.5);"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *req = request(bad[i]);
+		json_t *r = wk_js_run(req, NULL, &host);
+		json_decref(req);
+		cr_expect_str_eq(outcome(r), "failed", "%s", bad[i]);
+		cr_expect(strstr(error(r), "must be a whole number") != NULL, "%s: got '%s'", bad[i], error(r));
+		json_decref(r);
+	}
+	json_decref(h.args), json_decref(h.answer);
+}
+
+Test(js, empty_results_are_kept)
+{
+	json_t *r = run(request("return [];"));
+	cr_assert(json_is_array(json_object_get(r, "result")), "[] is a result");
+	json_decref(r);
+	r = run(request("return {};"));
+	cr_assert(json_is_object(json_object_get(r, "result")), "{} is a result");
+	json_decref(r);
+}
