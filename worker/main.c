@@ -33,6 +33,7 @@ struct cfg {
 	char *brokers, *pg_uri, *topic_prefix, *group_id, *worker_id, *http_host, *timezone, *log_format, *log_level;
 	long http_port, batch, consume_batch, lease_sec, max_attempts, retry_base_ms, partitions, replication;
 	long outbox_batch, heap_mb, script_timeout_ms, min_interval_sec, horizon_days, bcast_chunk;
+	long retention_days, housekeeping_sec;
 	int migrate, create_topics, events;
 	/* bot.findLeads and api.* (wk_host.h) */
 	char *api_allow_hosts;
@@ -68,6 +69,11 @@ static const struct cm_opt opts[] = {
 	 CM_OPT_INT, S(retry_base_ms), 1, 3600000, 0},
 	{"broadcast-chunk", "BOTJOBS_BROADCAST_CHUNK", "500",
 	 "leads per broadcast chunk (one transaction, one checkpoint)", CM_OPT_INT, S(bcast_chunk), 1, 100000, 0},
+	{"retention-days", "BOTJOBS_RETENTION_DAYS", "7",
+	 "finished jobs and run history are deleted after this many days (0 = keep)", CM_OPT_INT, S(retention_days), 0,
+	 36500, 0},
+	{"housekeeping-sec", "BOTJOBS_HOUSEKEEPING_SEC", "600",
+	 "how often one worker looks for finished jobs to delete", CM_OPT_INT, S(housekeeping_sec), 1, 86400, 0},
 	{"outbox-batch", "BOTJOBS_OUTBOX_BATCH", "1000", "outbox rows relayed per transaction", CM_OPT_INT,
 	 S(outbox_batch), 1, 100000, 0},
 	{"heap-mb", "BOTJOBS_SCRIPT_HEAP_MB", "64", "memory cap of one script run (MiB)", CM_OPT_INT, S(heap_mb), 1,
@@ -242,6 +248,8 @@ int main(int argc, char **argv)
 		.max_attempts = (int)cfg.max_attempts,
 		.retry_base_ms = (int)cfg.retry_base_ms,
 		.bcast_chunk = (int)cfg.bcast_chunk,
+		.retention_days = (int)cfg.retention_days,
+		.housekeeping_sec = (int)cfg.housekeeping_sec,
 		.runtime = {.js = wk_js_default_limits, .timeout_ms = (int)cfg.script_timeout_ms},
 		.host = ho,
 	};

@@ -349,9 +349,31 @@ out:
 	return rc;
 }
 
+/* Consumer lag: high watermark minus position, over the assigned partitions (librdkafka's cached
+ * watermarks, refreshed by its fetches: no request to the broker here). */
+static void measure_lag(struct wk_consumer *c)
+{
+	rd_kafka_topic_partition_list_t *parts = NULL;
+	if (rd_kafka_assignment(c->rk, &parts) || !parts)
+		return;
+	if (rd_kafka_position(c->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		long long lag = 0;
+		for (int i = 0; i < parts->cnt; i++) {
+			int64_t lo = 0, hi = 0;
+			if (rd_kafka_get_watermark_offsets(c->rk, parts->elems[i].topic, parts->elems[i].partition, &lo,
+							   &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+			    parts->elems[i].offset >= 0 && hi > parts->elems[i].offset)
+				lag += hi - parts->elems[i].offset;
+		}
+		cm_metric_set(&wk_m_consumer_lag, lag);
+	}
+	rd_kafka_topic_partition_list_destroy(parts);
+}
+
 static void *consumer_main(void *arg)
 {
 	struct wk_consumer *c = arg;
+	int64_t next_measure = 0;
 	rd_kafka_message_t **msgs = calloc((size_t)c->o.batch, sizeof(rd_kafka_message_t *));
 	if (!msgs)
 		return NULL;
@@ -379,6 +401,10 @@ static void *consumer_main(void *arg)
 			if (n == 0)
 				window_end = cm_time_mono_us() + BATCH_WINDOW_US;
 			msgs[n++] = m;
+		}
+		if (cm_time_mono_us() >= next_measure) {
+			measure_lag(c);
+			next_measure = cm_time_mono_us() + CM_US_PER_SEC;
 		}
 		if (n > 0 && process(c, msgs, n) == -1 && !stopping(c))
 			cm_log_warn("consumer: batch of %zu not stored; it will be redelivered", n);

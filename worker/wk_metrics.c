@@ -37,6 +37,19 @@ struct cm_metric wk_m_claim_batch = {.name = "botjobs_worker_claim_batch_size",
 struct cm_metric wk_m_outbox_relayed = {.name = "botjobs_worker_outbox_relayed_total",
 					.help = "Outbox rows delivered to Kafka.",
 					.type = CM_METRIC_COUNTER};
+struct cm_metric wk_m_claimed = {.name = "botjobs_worker_jobs_claimed_total",
+				 .help = "Due jobs claimed (leased) by this worker.",
+				 .type = CM_METRIC_COUNTER};
+struct cm_metric wk_m_outbox_backlog = {.name = "botjobs_worker_outbox_backlog",
+					.help = "Outbox rows waiting for Kafka (measured by the worker that relays).",
+					.type = CM_METRIC_GAUGE};
+struct cm_metric wk_m_consumer_lag = {
+	.name = "botjobs_worker_consumer_lag",
+	.help = "Messages of the jobs topic behind this worker's position, over its partitions.",
+	.type = CM_METRIC_GAUGE};
+struct cm_metric wk_m_pruned = {.name = "botjobs_worker_jobs_pruned_total",
+				.help = "Finished jobs deleted after the retention period.",
+				.type = CM_METRIC_COUNTER};
 struct cm_metric wk_m_bcast_leads = {.name = "botjobs_worker_broadcast_leads_total",
 				     .help = "Leads gone through by broadcasts.",
 				     .type = CM_METRIC_COUNTER};
@@ -74,7 +87,8 @@ void wk_metrics_init(void)
 	struct cm_metric *all[] = {&wk_m_consumed,	&wk_m_deadlettered, &wk_m_stored,	  &wk_m_runs_done,
 				   &wk_m_runs_failed,	&wk_m_runs_skipped, &wk_m_runs_cancelled, &wk_m_runs_retry,
 				   &wk_m_lateness,	&wk_m_run_seconds,  &wk_m_claim_batch,	  &wk_m_outbox_relayed,
-				   &wk_m_leases_reaped, &wk_m_bcast_leads};
+				   &wk_m_leases_reaped, &wk_m_bcast_leads,  &wk_m_claimed,	  &wk_m_outbox_backlog,
+				   &wk_m_consumer_lag,	&wk_m_pruned};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		cm_metrics_register(all[i]);
 	for (size_t m = 0; m < WK_M_HOST_METHODS; m++)

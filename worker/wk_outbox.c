@@ -124,11 +124,23 @@ static int become_leader(struct wk_outbox *o)
 	return got;
 }
 
+/* The relaying worker reports the outbox backlog (the others report 0: only one number counts). */
+static void measure_backlog(struct wk_outbox *o)
+{
+	char err[256];
+	PGresult *r = cm_pg_query(o->conn, "SELECT count(*) FROM outbox", 0, NULL, err, sizeof(err));
+	if (r) {
+		cm_metric_set(&wk_m_outbox_backlog, atoll(PQgetvalue(r, 0, 0)));
+		PQclear(r);
+	}
+}
+
 static void *outbox_main(void *arg)
 {
 	struct wk_outbox *o = arg;
 	char err[512];
 	int pause = 100;
+	int64_t next_measure = 0;
 	for (;;) {
 		int stop = atomic_load(&o->stop);
 		if (cm_pg_broken(o->conn)) {
@@ -147,6 +159,10 @@ static void *outbox_main(void *arg)
 				break;
 			wait_notify(o, 1000); /* standby: the leader's session ending frees the lock */
 			continue;
+		}
+		if (cm_time_mono_us() >= next_measure) {
+			measure_backlog(o);
+			next_measure = cm_time_mono_us() + 5 * CM_US_PER_SEC;
 		}
 		/* Stopping: one last pass, but do not wait long for a Kafka that is not there. */
 		int n = relay_once(o, stop ? 5000 : 60000);
@@ -194,6 +210,7 @@ void wk_outbox_stop(struct wk_outbox *o)
 		return;
 	atomic_store(&o->stop, 1);
 	pthread_join(o->thread, NULL);
+	cm_metric_set(&wk_m_outbox_backlog, 0);
 	cm_pg_close(o->conn); /* ends the session: the advisory lock goes to a standby */
 	free(o);
 }

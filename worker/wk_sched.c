@@ -163,6 +163,7 @@ static void *sched_main(void *arg)
 			}
 			if (n > 0) {
 				empty_claims = 0;
+				cm_metric_add(&wk_m_claimed, (long long)n);
 				cm_metric_observe(&wk_m_claim_batch, (double)n);
 				if (wk_run_batch(&ctx, jobs, n, err, sizeof(err)) == -1)
 					cm_log_warn("scheduler: completing %zu runs failed, they run again after their "
@@ -192,6 +193,60 @@ static void *sched_main(void *arg)
  * or stopped process stops beating, its leases expire, and another worker takes the jobs over; the
  * first, if it ever resumes, cannot commit (the lease token moved on).
  */
+#define HOUSEKEEPING_LOCK "7474420003"
+#define PRUNE_BATCH "5000"
+
+/* Deletes finished jobs (not periodic ones waiting for their next run: those are 'scheduled') and run
+ * history older than the retention, PRUNE_BATCH rows per transaction so no lock is held for long. One
+ * worker at a time (an advisory lock); returns when nothing is left or after max_batches. */
+static void housekeeping(struct wk_sched *s, PGconn *c, int max_batches)
+{
+	char err[512], days[16];
+	snprintf(days, sizeof(days), "%d", s->o.retention_days);
+	const char *p[] = {days};
+	long jobs = 0, runs = 0;
+	for (int i = 0; i < max_batches && !atomic_load(&s->stop); i++) {
+		if (cm_pg_exec(c, "BEGIN", err, sizeof(err)) == -1)
+			return;
+		PGresult *r = cm_pg_query(c, "SELECT pg_try_advisory_xact_lock(" HOUSEKEEPING_LOCK ")", 0, NULL, err,
+					  sizeof(err));
+		int mine = r && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+		if (!mine) {
+			cm_pg_exec_quiet(c, "ROLLBACK");
+			return; /* another worker is at it */
+		}
+		r = cm_pg_query(c,
+				"WITH j AS (DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs"
+				"   WHERE state IN ('done', 'failed', 'cancelled', 'skipped')"
+				"   AND updated_at < now() - make_interval(days => $1::integer) LIMIT " PRUNE_BATCH
+				") RETURNING 1),"
+				" r AS (DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs"
+				"   WHERE finished_at < now() - make_interval(days => $1::integer) LIMIT " PRUNE_BATCH
+				") RETURNING 1)"
+				" SELECT (SELECT count(*) FROM j), (SELECT count(*) FROM r)",
+				1, p, err, sizeof(err));
+		if (!r) {
+			cm_log_warn("housekeeping: %s", err);
+			cm_pg_exec_quiet(c, "ROLLBACK");
+			return;
+		}
+		long nj = atol(PQgetvalue(r, 0, 0)), nr = atol(PQgetvalue(r, 0, 1));
+		PQclear(r);
+		if (cm_pg_exec(c, "COMMIT", err, sizeof(err)) == -1)
+			return;
+		jobs += nj;
+		runs += nr;
+		if (nj + nr == 0)
+			break;
+	}
+	if (jobs + runs > 0) {
+		cm_metric_add(&wk_m_pruned, jobs);
+		cm_log_info("housekeeping: deleted %ld finished job(s) and %ld run(s) older than %d day(s)", jobs, runs,
+			    s->o.retention_days);
+	}
+}
+
 static void *heartbeat_main(void *arg)
 {
 	struct wk_sched *s = arg;
@@ -199,20 +254,30 @@ static void *heartbeat_main(void *arg)
 	PGconn *c = NULL;
 	snprintf(lease, sizeof(lease), "%d", s->o.lease_sec);
 	int64_t period = (int64_t)s->o.lease_sec * CM_US_PER_SEC / 3, next = cm_time_mono_us() + period;
+	int64_t next_housekeeping = cm_time_mono_us() + 5 * CM_US_PER_SEC;
 	while (!atomic_load(&s->stop)) {
 		struct timespec ts = {0, 100 * 1000000L};
 		nanosleep(&ts, NULL);
-		if (cm_time_mono_us() < next)
+		int beat = cm_time_mono_us() >= next;
+		int clean = s->o.retention_days > 0 && cm_time_mono_us() >= next_housekeeping;
+		if (!beat && !clean)
 			continue;
-		next = cm_time_mono_us() + period;
 		if (!c || cm_pg_broken(c)) {
 			cm_pg_close(c);
 			c = cm_pg_connect(s->o.pg_uri, "botjobs-worker:heartbeat", err, sizeof(err));
 			if (!c) {
 				cm_log_warn("heartbeat: %s", err);
+				next = cm_time_mono_us() + CM_US_PER_SEC;
 				continue;
 			}
 		}
+		if (clean) {
+			housekeeping(s, c, 20);
+			next_housekeeping = cm_time_mono_us() + (int64_t)s->o.housekeeping_sec * CM_US_PER_SEC;
+		}
+		if (!beat)
+			continue;
+		next = cm_time_mono_us() + period;
 		const char *p[] = {s->o.worker_id, lease};
 		if (cm_pg_command(c,
 				  "UPDATE jobs SET lease_until = clock_timestamp() + make_interval(secs => $2::integer)"

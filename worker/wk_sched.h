@@ -21,7 +21,9 @@ struct wk_sched_opts {
 	int events;
 	int max_attempts;
 	int retry_base_ms;
-	int bcast_chunk; /* leads per broadcast chunk */
+	int bcast_chunk;      /* leads per broadcast chunk */
+	int retention_days;   /* finished jobs and run history older than this are deleted (0 = keep) */
+	int housekeeping_sec; /* how often to look for them */
 	struct wk_runtime_opts runtime;
 	struct wk_host_opts host; /* findLeads and api.* (host.api_allow_hosts borrowed until start returns) */
 };

@@ -282,3 +282,28 @@ def test_a_run_longer_than_its_lease_is_not_taken_over(make_stack):
     assert [r[0] for r in runs_of(s, e["job_id"])] == ["done"], "one run, not a second one on the other worker"
     assert s.lead(1)["attributes"]["slow"] == "1"
     assert not any("lease expired" in w.tail(300) for w in s.workers)
+
+
+def test_housekeeping_deletes_only_old_finished_jobs_and_metrics_tell(make_stack):
+    import requests
+    s = make_stack(worker_args=["--retention-days=1", "--housekeeping-sec=1"])
+    old = "now() - interval '2 days'"
+    for state, period in (("done", None), ("failed", None), ("cancelled", None), ("skipped", None),
+                          ("scheduled", None), ("scheduled", 3600)):
+        s.sql(f"INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, state, period_sec,"
+              f" updated_at) VALUES (gen_random_uuid(), 1, 1, 'trigger', 'demo_echo',"
+              f" now() + interval '1 day', %s, %s, {old})", state, period)
+    s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, state)"
+          " VALUES (gen_random_uuid(), 1, 1, 'trigger', 'demo_echo', now(), 'done')")
+    s.sql(f"INSERT INTO job_runs (job_id, bot_id, run_no, due_at, started_at, finished_at, outcome, worker)"
+          f" VALUES (gen_random_uuid(), 1, 1, {old}, {old}, {old}, 'done', 'w')")
+    w = s.start_worker()
+    wait_for(lambda: s.sql("SELECT count(*) FROM jobs")[0][0] == 3, 30, interval=0.5, what="the old finished jobs gone")
+    states = sorted(r[0] for r in s.sql("SELECT state FROM jobs"))
+    assert states == ["done", "scheduled", "scheduled"], "recent and pending jobs stay"
+    assert s.sql("SELECT count(*) FROM job_runs")[0][0] == 0
+    m = requests.get(w.http + "/metrics", timeout=5).text
+    for name in ("botjobs_worker_jobs_pruned_total 4", "botjobs_worker_outbox_backlog",
+                 "botjobs_worker_consumer_lag", "botjobs_worker_jobs_claimed_total",
+                 "botjobs_worker_lateness_seconds_bucket", 'botjobs_worker_runs_total{outcome="done"}'):
+        assert name in m, name
