@@ -307,3 +307,15 @@ def test_housekeeping_deletes_only_old_finished_jobs_and_metrics_tell(make_stack
                  "botjobs_worker_consumer_lag", "botjobs_worker_jobs_claimed_total",
                  "botjobs_worker_lateness_seconds_bucket", 'botjobs_worker_runs_total{outcome="done"}'):
         assert name in m, name
+
+
+def test_a_cancel_that_arrives_before_its_schedule_still_wins(stack):
+    e = envelope(lead=1, due=now() + dt.timedelta(seconds=1), trigger_code="demo_echo",
+                 script_request_params={"text": "never"})
+    publish(stack, [{"v": 1, "type": "cancel", "job_id": e["job_id"], "bot_id": 1, "lead_id": 1}])
+    wait_for(lambda: stack.job(e["job_id"]), 10, what="the tombstone")
+    publish(stack, [e])
+    time.sleep(3)
+    assert stack.job(e["job_id"])["state"] == "cancelled"
+    assert runs_of(stack, e["job_id"]) == []
+    assert "echo" not in stack.lead(1)["attributes"]
