@@ -8,15 +8,17 @@ cd "$(dirname "$0")/.."
 out=${1:?usage: docs.sh DIR}
 ui=$(bash scripts/swagger-ui.sh)
 
-rm -rf "$out.tmp"
-mkdir -p "$out.tmp"
-cp schemas/openapi.json schemas/*.schema.json web/* "$out.tmp/"
-cp "$ui/swagger-ui-bundle.js" "$ui/swagger-ui.css" "$ui/favicon-32x32.png" "$ui/favicon-16x16.png" "$out.tmp/"
+mkdir -p "$(dirname "$out")"
+tmp=$(mktemp -d "$(dirname "$out")/.docs.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+cp schemas/openapi.json schemas/*.schema.json web/* "$tmp/"
+cp "$ui/swagger-ui-bundle.js" "$ui/swagger-ui.css" "$ui/favicon-32x32.png" "$ui/favicon-16x16.png" "$tmp/"
 # Swagger UI is Apache-2.0: its licence, notice and the licences of what its bundle includes go along.
-cp "$ui/LICENSE" "$out.tmp/swagger-ui-LICENSE.txt"
-cp "$ui/NOTICE" "$out.tmp/swagger-ui-NOTICE.txt"
-cp "$ui/swagger-ui-bundle.js.LICENSE.txt" "$out.tmp/"
+cp "$ui/LICENSE" "$tmp/swagger-ui-LICENSE.txt"
+cp "$ui/NOTICE" "$tmp/swagger-ui-NOTICE.txt"
+cp "$ui/swagger-ui-bundle.js.LICENSE.txt" "$tmp/"
 # The bundle names a source map we do not ship; browsers only ask for it with developer tools open.
+chmod 755 "$tmp"
 rm -rf "$out"
-mv "$out.tmp" "$out"
+mv "$tmp" "$out"
 echo "docs: $out ($(ls "$out" | wc -l) files, Swagger UI $(basename "$ui" | sed 's/swagger-ui-dist-//'))"

@@ -25,11 +25,13 @@ if [ ! -f "$dest/.complete" ]; then
 		echo "swagger-ui: swagger-ui-dist-$version.tgz has SHA-512 $got, want $sha512" >&2
 		exit 1
 	fi
-	rm -rf "$dest.tmp"
-	mkdir -p "$dest.tmp"
-	tar -xzf "$tgz" -C "$dest.tmp" --strip-components=1
-	touch "$dest.tmp/.complete"
-	rm -rf "$dest"
-	mv "$dest.tmp" "$dest"
+	# Unpack beside the destination and move it in whole: a concurrent run (make -j) keeps the first one.
+	mkdir -p "$(dirname "$dest")"
+	unpacked=$(mktemp -d "$(dirname "$dest")/.swagger-ui.XXXXXX")
+	tar -xzf "$tgz" -C "$unpacked" --strip-components=1
+	touch "$unpacked/.complete"
+	chmod 755 "$unpacked"
+	[ -f "$dest/.complete" ] || rm -rf "$dest" # a leftover of an interrupted run
+	mv -T "$unpacked" "$dest" 2>/dev/null || rm -rf "$unpacked"
 fi
 echo "$dest"
