@@ -61,8 +61,13 @@ def test_schedule_answers_conform(stack):
 
 
 def test_published_messages_conform(stack):
+    stack.sql("INSERT INTO broadcasts (bot_id, id, code, body, condition) VALUES (1, 61, 'contract_promo',"
+              " 'bot.sendText(''promo'');', 'return lead.getAttr(''lang'') == ''en'';')")
+    wait_for(lambda: stack.schedule({"broadcast_code": "contract_promo", "run_after_sec": 3600}).status_code == 202,
+             10, what="the broadcast in the catalog")
     jobs = {}
     for name, body in {
+        "broadcast": {"broadcast_code": "contract_promo"},
         "done": {"trigger_code": "demo_echo", "lead_id": 1, "script_request_params": {"text": "hi"}},
         "skipped": {"trigger_code": "demo_echo", "lead_id": 2, "condition_script_code": "return false;"},
         "failed without a lead": {"trigger_code": "demo_echo", "script_request_params": {"text": "nobody"}},
@@ -95,6 +100,14 @@ def test_published_messages_conform(stack):
         ev.validate(e)
     types = {e["type"] for e in events}
     assert {"job.scheduled", "job.started", "job.done", "job.failed", "job.skipped"} <= types, types
+    assert any(e.get("progress") and e["job_id"] == jobs["broadcast"] for e in events), "the broadcast's job.done"
+
+    # The broadcast's status shows its progress.
+    r = stack.api("GET", f"/api/v1/bots/1/jobs/{jobs['broadcast']}")
+    if not (r.status_code == 404 and "no such route" in r.text):
+        job = check_answer(r, "job_answer", 200)["job"]
+        assert job["progress"] and job["progress"]["done"] >= 1, job
+        assert job["target"] == {"kind": "broadcast", "id": None, "code": "contract_promo"}, job
 
     outbound = [json.loads(m.value()) for m in stack.messages("outbound", min_count=1)]
     assert outbound, "the demo trigger sends a message"
