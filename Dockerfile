@@ -1,4 +1,4 @@
-# botjobs image: botjobs-producer, botjobs-worker, botjobsctl and the demo bot.
+# botjobs image: botjobs-producer, botjobs-worker, botjobsctl, the demo bot and the API documentation.
 #   docker build -t botjobs .
 # Build on Debian 12 with its -dev packages; run on debian:12-slim with the runtime libraries only.
 
@@ -18,6 +18,15 @@ COPY schemas schemas
 COPY tools tools
 RUN make -j"$(nproc)" WERROR=1 all && strip bin/*
 
+# The API documentation page (/api/docs): the OpenAPI document, the JSON Schemas and Swagger UI's static files
+# (npm package swagger-ui-dist, pinned and checked by scripts/swagger-ui.sh). npm is needed only here.
+FROM node:20-bookworm-slim AS docs
+WORKDIR /src
+COPY scripts/docs.sh scripts/swagger-ui.sh scripts/
+COPY schemas schemas
+COPY web web
+RUN bash scripts/docs.sh build/docs
+
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -26,6 +35,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin botjobs
 COPY --from=build /src/bin/ /usr/local/bin/
 COPY examples /usr/share/botjobs/examples
+COPY --from=docs /src/build/docs /usr/share/botjobs/docs
+ENV BOTJOBS_DOCS_DIR=/usr/share/botjobs/docs
 # Nothing is written to the file system: a read-only root works. Logs go to stderr.
 USER 10001
 EXPOSE 8080 9091

@@ -4,6 +4,7 @@
 #   make deps       install what is missing (Debian packages, Kafka jars, Python test env)
 #   make test       deps -> build -> unit tests -> integration tests (real PostgreSQL + Kafka)
 #   make run        local stack in the foreground (Ctrl-C stops it); make up / make down
+#   make docs       build/docs: the OpenAPI document, JSON Schemas and Swagger UI the producer serves at /api/docs
 #   make SANITIZE=1 ...   the same with ASan + UBSan (objects and binaries under build/san)
 #   make WERROR=1   warnings are errors (the default when CI is set)
 
@@ -59,11 +60,11 @@ PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobsct
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps deps-lint test unit integration up down run logs clean format format-check lint bench help
+.PHONY: all deps deps-lint docs test unit integration up down run logs clean format format-check lint bench help
 all: $(PROGS)
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,11p' Makefile
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -119,12 +120,18 @@ deps:
 deps-lint:
 	@BOTJOBS_DEPS_LINT=1 bash scripts/deps.sh
 
+# The API documentation the producer serves (/api/docs, /api/openapi.json; --docs-dir, by default build/docs
+# next to bin/): schemas/openapi.json and the JSON Schemas, web/, and Swagger UI's static files (fetched from
+# npm once, at a pinned version: scripts/swagger-ui.sh), in one flat directory.
+docs:
+	@bash scripts/docs.sh build/docs
+
 # Unit tests: Criterion binaries, each test in its own process.
 unit: $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t --jobs=2; done
 
 # Integration tests: pytest starts its own PostgreSQL and Kafka on free ports.
-integration: $(PROGS)
+integration: $(PROGS) docs
 	BOTJOBS_BIN_DIR=$(abspath $(BINDIR)) .local/venv/bin/python -m pytest -v -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test: deps
@@ -132,7 +139,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-up: deps all
+up: deps all docs
 	@bash scripts/stack.sh up
 
 down:
@@ -141,7 +148,7 @@ down:
 logs:
 	@bash scripts/stack.sh logs
 
-run: deps all
+run: deps all docs
 	@bash scripts/stack.sh run
 
 bench: deps all

@@ -2,7 +2,10 @@
 # deps.sh - installs what botjobs needs and is missing (idempotent, quick when all is there):
 #   Debian packages (compilers, libraries, PostgreSQL, a JDK, Maven), a real Apache Kafka broker as jars from
 #   Maven Central into .local/kafka/libs, and a Python virtualenv with the test packages in .local/venv.
+#   Also Swagger UI's static files for the API documentation page (npm, pinned: scripts/swagger-ui.sh).
 # Set BOTJOBS_DEPS_LINT=1 to add clang-format, clang-tidy and cppcheck (make lint / format-check do).
+# Set BOTJOBS_DEPS_BROWSER=1 to add Chromium for the docs page test (test_docs_ui.py); CI gets it unless
+# BOTJOBS_DEPS_BROWSER=0. It is large, so a plain `make deps` does not install it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -13,6 +16,10 @@ pkgs=(build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq
 command -v java >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
 command -v python3 >/dev/null 2>&1 || pkgs+=(python3 python3-venv)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+if [ "${BOTJOBS_DEPS_BROWSER:-}" = 1 ] || { [ -n "${CI:-}" ] && [ "${BOTJOBS_DEPS_BROWSER:-}" != 0 ]; }; then
+	command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -48,3 +55,6 @@ if [ ! -f "$stamp" ]; then
 	"$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
 	touch "$stamp"
 fi
+
+# Swagger UI for the API documentation page (make docs); quick when it is there.
+bash scripts/swagger-ui.sh >/dev/null
