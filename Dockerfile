@@ -1,11 +1,11 @@
-# botjobs image: botjobs-producer, botjobs-worker, botjobsctl and the demo bot.
+# botjobs image: botjobs-producer, botjobs-worker (with botjobs-sandbox next to it), botjobsctl and the demo bot.
 #   docker build -t botjobs .
 # Build on Debian 12 with its -dev packages; run on debian:12-slim with the runtime libraries only.
 
 FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq-dev libmicrohttpd-dev \
+      build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq-dev libmicrohttpd-dev libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -13,6 +13,7 @@ COPY common common
 COPY producer producer
 COPY worker worker
 COPY ctl ctl
+COPY sandbox sandbox
 COPY schemas schemas
 COPY tools tools
 RUN make -j"$(nproc)" WERROR=1 all && strip bin/*
@@ -20,7 +21,7 @@ RUN make -j"$(nproc)" WERROR=1 all && strip bin/*
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libjansson4 libmujs2 libpq5 libmicrohttpd12 tzdata ca-certificates curl \
+      librdkafka1 libjansson4 libmujs2 libpq5 libmicrohttpd12 libseccomp2 tzdata ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin botjobs
 COPY --from=build /src/bin/ /usr/local/bin/
