@@ -36,7 +36,8 @@
 
 struct child {
 	pid_t pid;
-	int fd; /* the protocol socket, non-blocking */
+	int fd;	      /* the protocol socket, non-blocking */
+	int lifeline; /* the write end of its lifeline; closing it (or dying) sends the child SIGIO */
 	int greeted;
 	int runs;
 	int64_t spawned_us; /* monotonic */
@@ -45,6 +46,7 @@ struct child {
 
 struct zombie {
 	pid_t pid;
+	int lifeline; /* kept open until reaped, so a retiring child can exit on its own */
 	int64_t since_us;
 	struct zombie *next;
 };
@@ -56,7 +58,6 @@ struct wk_sandbox {
 	char *argv[MAX_ARGS + 1];
 	char envs[MAX_ENV][512];
 	char *envp[MAX_ENV + 1];
-	int lifeline_rd, lifeline_wr; /* the children get the read end; only the pool holds the write end */
 	pthread_mutex_t mu;
 	struct child *idle_head, *idle_tail;
 	struct zombie *zombies;
@@ -120,14 +121,16 @@ static int reap_dying(pid_t pid)
 	}
 }
 
-static void zombies_add(struct wk_sandbox *sb, pid_t pid)
+static void zombies_add(struct wk_sandbox *sb, pid_t pid, int lifeline)
 {
 	struct zombie *z = malloc(sizeof(*z));
 	if (!z) {
 		kill_and_reap(pid);
+		close(lifeline);
 		return;
 	}
 	z->pid = pid;
+	z->lifeline = lifeline;
 	z->since_us = cm_time_mono_us();
 	pthread_mutex_lock(&sb->mu);
 	z->next = sb->zombies;
@@ -150,6 +153,7 @@ static void zombies_reap(struct wk_sandbox *sb, int kill_late)
 		}
 		if (r != 0) { /* reaped, or not ours to reap any more */
 			*pp = z->next;
+			close(z->lifeline);
 			free(z);
 			continue;
 		}
@@ -158,22 +162,28 @@ static void zombies_reap(struct wk_sandbox *sb, int kill_late)
 	pthread_mutex_unlock(&sb->mu);
 }
 
+static void child_free(struct child *c)
+{
+	close(c->fd);
+	close(c->lifeline);
+	free(c);
+}
+
 /* Closes a child that did nothing wrong: it sees EOF and exits 0; reaped later. */
 static void child_retire(struct wk_sandbox *sb, struct child *c)
 {
 	close(c->fd);
 	if (c->pid > 0)
-		zombies_add(sb, c->pid);
+		zombies_add(sb, c->pid, c->lifeline);
+	else
+		close(c->lifeline);
 	free(c);
 }
 
-/* Kills a child and returns its wait status. */
-static int child_kill(struct child *c)
+static void child_kill(struct child *c)
 {
-	close(c->fd);
-	int status = kill_and_reap(c->pid);
-	free(c);
-	return status;
+	kill_and_reap(c->pid);
+	child_free(c);
 }
 
 /* A descriptor number >= min (the spawn's dup2 steps need the low numbers free). Consumes fd. */
@@ -188,7 +198,7 @@ static int fd_above(int fd, int min)
 
 static struct child *child_spawn(struct wk_sandbox *sb, char *errstr, size_t errstr_size)
 {
-	int sv[2] = {-1, -1};
+	int sv[2] = {-1, -1}, lp[2] = {-1, -1};
 	struct child *c = NULL;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -199,8 +209,15 @@ static struct child *child_spawn(struct wk_sandbox *sb, char *errstr, size_t err
 		snprintf(errstr, errstr_size, "socketpair: %s", strerror(errno));
 		goto err;
 	}
+	/* A pipe of its own: the owner that gets SIGIO belongs to the open file, which a shared pipe
+	 * would share, so only the last child to arm it would hear of the worker's death. */
+	if (pipe2(lp, O_CLOEXEC) == -1) {
+		snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+		goto err;
+	}
 	sv[1] = fd_above(sv[1], WK_SANDBOX_LIFELINE + 1);
-	if (sv[1] < 0 || fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1) {
+	lp[0] = fd_above(lp[0], WK_SANDBOX_LIFELINE + 1);
+	if (sv[1] < 0 || lp[0] < 0 || fcntl(sv[0], F_SETFL, O_NONBLOCK) == -1) {
 		snprintf(errstr, errstr_size, "socket set-up: %s", strerror(errno));
 		goto err;
 	}
@@ -222,7 +239,7 @@ static struct child *child_spawn(struct wk_sandbox *sb, char *errstr, size_t err
 	if (!rc)
 		rc = posix_spawn_file_actions_adddup2(&fa, sv[1], WK_SANDBOX_FD);
 	if (!rc)
-		rc = posix_spawn_file_actions_adddup2(&fa, sb->lifeline_rd, WK_SANDBOX_LIFELINE);
+		rc = posix_spawn_file_actions_adddup2(&fa, lp[0], WK_SANDBOX_LIFELINE);
 	if (!rc)
 		rc = posix_spawn_file_actions_addclosefrom_np(&fa, WK_SANDBOX_LIFELINE + 1);
 	/* Default dispositions (the worker ignores SIGPIPE), nothing blocked, a process group of its own
@@ -247,7 +264,9 @@ static struct child *child_spawn(struct wk_sandbox *sb, char *errstr, size_t err
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	close(sv[1]);
+	close(lp[0]);
 	c->fd = sv[0];
+	c->lifeline = lp[1];
 	c->spawned_us = cm_time_mono_us();
 	pthread_mutex_lock(&sb->mu);
 	sb->st.spawned++;
@@ -258,10 +277,12 @@ err:
 		posix_spawn_file_actions_destroy(&fa);
 	if (attr_ok)
 		posix_spawnattr_destroy(&attr);
-	if (sv[0] >= 0)
-		close(sv[0]);
-	if (sv[1] >= 0)
-		close(sv[1]);
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			close(sv[i]);
+		if (lp[i] >= 0)
+			close(lp[i]);
+	}
 	free(c);
 	return NULL;
 }
@@ -307,10 +328,9 @@ static int child_greet(struct child *c, char *errstr, size_t errstr_size)
 /* Kills a child that failed its greeting (if it is still there). */
 static void child_refuse(struct wk_sandbox *sb, struct child *c)
 {
-	close(c->fd);
 	if (c->pid > 0)
 		kill_and_reap(c->pid);
-	free(c);
+	child_free(c);
 	pthread_mutex_lock(&sb->mu);
 	sb->st.refused++;
 	pthread_mutex_unlock(&sb->mu);
@@ -393,8 +413,7 @@ static struct child *acquire(struct wk_sandbox *sb, char *errstr, size_t errstr_
 				char st[64];
 				describe_status(status, st, sizeof(st));
 				cm_log_warn("sandbox: idle child %d died (%s); replacing it", (int)c->pid, st);
-				close(c->fd);
-				free(c);
+				child_free(c);
 				continue;
 			}
 		}
@@ -565,7 +584,8 @@ json_t *wk_sandbox_run(struct wk_sandbox *sb, const json_t *req, const struct wk
 		break;
 	case END_DIED:
 		close(c->fd);
-		status = reap_dying(pid);
+		status = reap_dying(pid); /* the lifeline stays open meanwhile: we want its own death */
+		close(c->lifeline);
 		free(c);
 		describe_status(status, st, sizeof(st));
 		if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
@@ -667,7 +687,6 @@ struct wk_sandbox *wk_sandbox_new(const struct wk_sandbox_opts *opts, char *errs
 	}
 	sb->o = *opts;
 	sb->o.path = NULL;
-	sb->lifeline_rd = sb->lifeline_wr = -1;
 	pthread_mutex_init(&sb->mu, NULL);
 	if (sb->o.children < 1 || sb->o.max_runs < 1 || sb->o.timeout_ms < 1) {
 		snprintf(errstr, errstr_size, "sandbox: children, max_runs and timeout_ms must be at least 1");
@@ -686,17 +705,6 @@ struct wk_sandbox *wk_sandbox_new(const struct wk_sandbox_opts *opts, char *errs
 		goto err;
 	}
 	build_argv(sb);
-	int lp[2];
-	if (pipe2(lp, O_CLOEXEC) == -1) {
-		snprintf(errstr, errstr_size, "sandbox: pipe: %s", strerror(errno));
-		goto err;
-	}
-	sb->lifeline_rd = fd_above(lp[0], WK_SANDBOX_LIFELINE + 1);
-	sb->lifeline_wr = lp[1];
-	if (sb->lifeline_rd < 0) {
-		snprintf(errstr, errstr_size, "sandbox: pipe: %s", strerror(errno));
-		goto err;
-	}
 
 	/* Start them all, then greet them all: their start-ups overlap. */
 	for (int i = 0; i < sb->o.children; i++) {
@@ -740,12 +748,9 @@ void wk_sandbox_free(struct wk_sandbox *sb)
 		struct zombie *z = sb->zombies;
 		sb->zombies = z->next;
 		kill_and_reap(z->pid);
+		close(z->lifeline);
 		free(z);
 	}
-	if (sb->lifeline_wr >= 0)
-		close(sb->lifeline_wr);
-	if (sb->lifeline_rd >= 0)
-		close(sb->lifeline_rd);
 	pthread_mutex_destroy(&sb->mu);
 	free(sb);
 }

@@ -17,9 +17,9 @@
  *     free list is retired.
  *
  * A child (sandbox/main.c) gets fd 0 and 1 on /dev/null, fd 2 the worker's stderr, fd 3 the
- * protocol socket and fd 4 the lifeline: the read end of a pipe whose write end only the pool
- * holds. When the worker process goes away for any reason, the lifeline's last writer closes and
- * the child gets SIGIO, which kills it even in a busy loop. It gets no environment but the
+ * protocol socket and fd 4 its lifeline: the read end of a pipe of its own whose write end only the
+ * pool holds. When the worker process goes away for any reason, that end closes and the child gets
+ * SIGIO, which kills it even in a busy loop. It gets no environment but the
  * sanitizers' options. Before it greets, it sets RLIMIT_CORE 0 and RLIMIT_AS (a backstop behind
  * the MuJS allocator cap), PR_SET_NO_NEW_PRIVS and a seccomp allow-list: no open, socket,
  * connect, execve, fork or clone, nothing on other file descriptors (sandbox/sb_jail.c).

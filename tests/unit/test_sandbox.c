@@ -590,29 +590,72 @@ Test(sandbox, forbidden_system_calls_kill_the_child)
 	}
 }
 
-Test(sandbox, a_busy_child_dies_when_the_worker_goes_away)
+/* The botjobs-sandbox children of parent, into pids; returns how many. */
+static int children_of(pid_t parent, pid_t *pids, int max)
 {
-	struct hand h = start_by_hand("--log-level=warn");
-	char err[300];
-	json_t *m = NULL;
-	cr_assert_eq(cm_frame_read(h.sock, 4096, cm_time_mono_us() + 10000000, &m, err, sizeof(err)), CM_FRAME_OK, "%s",
-		     err);
-	cr_expect_eq(json_integer_value(json_object_get(m, "pid")), h.pid);
-	json_decref(m);
-	json_t *req = request("while (true) {}");
-	m = json_pack("{sssisbsO}", "type", "run", "v", WK_SANDBOX_PROTO, "host", 0, "req", req);
-	cr_assert_eq(cm_frame_write(h.sock, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err)), CM_FRAME_OK, "%s", err);
-	json_decref(m), json_decref(req);
-	struct timespec ts = {0, 100000000};
-	nanosleep(&ts, NULL);
-	close(h.lifeline); /* all the worker's descriptors close when it dies */
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+	while (d && n < max && (e = readdir(d))) {
+		char path[300], line[512];
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		char *rp;
+		int ppid;
+		if (fgets(line, sizeof(line), f) && strstr(line, "(botjobs-sandbox)") && (rp = strrchr(line, ')')) &&
+		    sscanf(rp + 4, "%d", &ppid) == 1 && ppid == parent)
+			pids[n++] = atoi(e->d_name);
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int alive(pid_t pid)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char *rp = fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+	fclose(f);
+	return rp && rp[2] != 'Z';
+}
+
+Test(sandbox, the_children_die_with_the_worker_even_when_busy)
+{
+	/* A stand-in worker: a process with a pool of 3, one child spinning in a run; then SIGKILL. */
+	pid_t worker = fork();
+	cr_assert(worker >= 0);
+	if (worker == 0) {
+		struct wk_sandbox *sb = pool(3, 1000, 60000);
+		json_decref(run(sb, "while (true) {}", NULL));
+		_exit(1);
+	}
+	pid_t pids[8];
+	int n = 0;
+	for (int i = 0; i < 500 && n < 3; i++) {
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+		n = children_of(worker, pids, 8);
+	}
+	cr_assert_eq(n, 3, "the stand-in worker has %d children, want 3", n);
+	struct timespec settle = {0, 200000000};
+	nanosleep(&settle, NULL);
+	kill(worker, SIGKILL);
+	waitpid(worker, NULL, 0);
 	double t0 = now_ms();
-	int status;
-	cr_assert(waitpid(h.pid, &status, 0) == h.pid);
-	cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGIO, "got wait status %#x, want SIGIO",
-		  (unsigned)status);
-	cr_expect(now_ms() - t0 < 1000, "took %.0f ms", now_ms() - t0);
-	close(h.sock);
+	for (int i = 0; i < n; i++) {
+		while (alive(pids[i]) && now_ms() - t0 < 2000) {
+			struct timespec ts = {0, 5000000};
+			nanosleep(&ts, NULL);
+		}
+		cr_expect(!alive(pids[i]), "child %d (%d of %d) outlived the worker", (int)pids[i], i + 1, n);
+	}
 }
 
 Test(sandbox, a_child_refuses_a_run_of_another_protocol_version)
