@@ -109,6 +109,13 @@ $(BINDIR)/botjobs-sandbox: $(call obj,$(SB_SRC)) $(B)/worker/wk_js.o $(LIBCOMMON
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(SB_LIBS)
 
+# bench/bench_sandbox: what the sandbox costs, without a database or Kafka (bench.py w7).
+$(B)/bench/%.o: CFLAGS += -Iworker
+$(B)/bench/bench_sandbox: $(B)/bench/bench_sandbox.o $(LIBWORKER) $(LIBCOMMON) | $(BINDIR)/botjobs-sandbox
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BINDIR)/botjobsctl: $(call obj,$(CTL_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
