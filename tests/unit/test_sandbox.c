@@ -658,6 +658,56 @@ Test(sandbox, the_children_die_with_the_worker_even_when_busy)
 	}
 }
 
+/* The value of a "Key:" line of /proc/<pid>/<file>, or "". */
+static const char *proc_line(pid_t pid, const char *file, const char *key, char *buf, size_t n)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	FILE *f = fopen(path, "r");
+	buf[0] = '\0';
+	while (f && fgets(line, sizeof(line), f))
+		if (strncmp(line, key, strlen(key)) == 0) {
+			char *v = line + strlen(key);
+			while (*v == ' ' || *v == '\t' || *v == ':')
+				v++;
+			v[strcspn(v, "\n")] = '\0';
+			snprintf(buf, n, "%s", v);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+Test(sandbox, a_pool_child_is_locked_down)
+{
+	struct wk_sandbox *sb = pool(1, 1000, 5000);
+	pid_t pid;
+	cr_assert_eq(children_of(getpid(), &pid, 1), 1);
+	char v[256], want[64];
+	cr_expect_str_eq(proc_line(pid, "status", "NoNewPrivs", v, sizeof(v)), "1");
+	cr_expect_str_eq(proc_line(pid, "status", "Seccomp:", v, sizeof(v)), "2", "seccomp filter mode");
+	cr_expect(strncmp(proc_line(pid, "limits", "Max core file size", v, sizeof(v)), "0 ", 2) == 0, "core: '%s'", v);
+	if (!SANITIZED) {
+		struct wk_sandbox_opts o = opts(1, 1, 1);
+		snprintf(want, sizeof(want), "%zu", o.js.heap_max + 4 * WK_SANDBOX_FRAME_MAX + ((size_t)256 << 20));
+		proc_line(pid, "limits", "Max address space", v, sizeof(v));
+		cr_expect(strncmp(v, want, strlen(want)) == 0, "address space: got '%s', want %s", v, want);
+	}
+	/* Its descriptors: /dev/null, /dev/null, stderr, the socket, the lifeline; nothing else. */
+	char path[64];
+	for (int fd = 0; fd < 64; fd++) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+		ssize_t n = readlink(path, v, sizeof(v) - 1);
+		if (fd <= WK_SANDBOX_LIFELINE) {
+			cr_expect(n > 0, "fd %d is missing", fd);
+			continue;
+		}
+		cr_expect(n < 0, "fd %d is open in the child", fd);
+	}
+	wk_sandbox_free(sb);
+}
+
 Test(sandbox, a_child_refuses_a_run_of_another_protocol_version)
 {
 	struct hand h = start_by_hand("--log-level=error");
