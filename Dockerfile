@@ -1,4 +1,5 @@
-# botjobs image: botjobs-producer, botjobs-worker, botjobsctl, the demo bot and the API documentation.
+# botjobs image: botjobs-producer, botjobs-worker (with botjobs-sandbox next to it), botjobsctl, the demo bot
+# and the API documentation.
 #   docker build -t botjobs .
 # Build on Debian 12 with its -dev packages; run on debian:12-slim with the runtime libraries only.
 
@@ -6,7 +7,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq-dev libmicrohttpd-dev \
-      libcurl4-openssl-dev \
+      libcurl4-openssl-dev libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -14,6 +15,7 @@ COPY common common
 COPY producer producer
 COPY worker worker
 COPY ctl ctl
+COPY sandbox sandbox
 COPY schemas schemas
 COPY tools tools
 RUN make -j"$(nproc)" WERROR=1 all && strip bin/*
@@ -30,7 +32,7 @@ RUN bash scripts/docs.sh build/docs
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librdkafka1 libjansson4 libmujs2 libpq5 libmicrohttpd12 libcurl4 tzdata ca-certificates curl \
+      librdkafka1 libjansson4 libmujs2 libpq5 libmicrohttpd12 libcurl4 libseccomp2 tzdata ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin botjobs
 COPY --from=build /src/bin/ /usr/local/bin/

@@ -9,6 +9,9 @@ Workloads (trivial trigger = reads one param, sets one lead attribute):
   w1b  the same with the trivial trigger
   w2   punctuality: N jobs published to Kafka, due evenly over S seconds starting 5 s out, a worker
        idle and waiting; lateness = run start - due time (p50/p90/p99/max) and how many started early
+  w7   the sandbox's cost (bench/bench_sandbox.c, no database or Kafka), pinned to one core: runs/s
+       and round-trip p50/p99 of the trivial trigger in-process (wk_js_run) and through a sandbox
+       child; a respawn (spawn until the child greets); runs/s with a fresh child for every run
 """
 import argparse
 import datetime as dt
@@ -153,15 +156,40 @@ def w2(b, n, spread, reps):
     return out
 
 
+def w7(runs, respawns, reps):
+    exe = ROOT / "build" / "rel" / "bench" / "bench_sandbox"
+    subprocess.run(["make", "-s", str(exe.relative_to(ROOT))], cwd=ROOT, check=True)
+    results = []
+    for _ in range(reps):
+        out = subprocess.run([str(exe), "--runs", str(runs), "--respawns", str(respawns),
+                              "--sandbox", str(ROOT / "bin" / "botjobs-sandbox")],
+                             check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out))
+    out = {"runs": runs, "respawns": respawns, "cpu": results[0]["cpu"]}
+    for part in ("in_process", "sandbox", "respawn", "fresh_child_per_run"):
+        out[part] = {k: summary([r[part][k] for r in results]) for k in results[0][part]}
+    return out
+
+
+W7_ROWS = [("in_process", "in-process wk_js_run"), ("sandbox", "through a sandbox child"),
+           ("respawn", "respawn (spawn until hello)"), ("fresh_child_per_run", "a fresh child per run")]
+
+
 def markdown(report):
     m = report["machine"]
     lines = [f"# botjobs benchmarks {report['date']}", "",
              f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_mib']} MiB, kernel {m['kernel']}; "
-             f"PostgreSQL with default durability, Apache Kafka {report['kafka']}. "
+             + (f"PostgreSQL with default durability, Apache Kafka {report['kafka']}. " if report["kafka"]
+                else "no database or broker (w7 only). ") +
              f"Each figure: median of {report['reps']} runs (min-max).", "",
              "| workload | figure | median | min-max |", "|---|---|---|---|"]
     for r in report["results"]:
-        if r["name"].startswith("w1"):
+        if r["name"] == "w7":
+            for part, label in W7_ROWS:
+                for k, v in r[part].items():
+                    lines.append(f"| w7: trivial trigger, one core, {label} | {k} | {v['median']:.1f} "
+                                 f"| {v['min']:.1f}-{v['max']:.1f} |")
+        elif r["name"].startswith("w1"):
             v = r["jobs_per_sec"]
             lines.append(f"| {r['name']}: {r['jobs']} due jobs, {r['workers']} worker(s), {r['trigger']} trigger "
                          f"| jobs/s | {v['median']} | {v['min']}-{v['max']} |")
@@ -176,16 +204,21 @@ def markdown(report):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one repetition")
-    ap.add_argument("--only", choices=["w1", "w1b", "w2"], action="append", help="run only these workloads")
+    ap.add_argument("--only", choices=["w1", "w1b", "w2", "w7"], action="append", help="run only these workloads")
     ap.add_argument("--reps", type=int, default=None)
     a = ap.parse_args()
     reps = a.reps or (1 if a.quick else 3)
     n1 = 20000 if a.quick else 100000
     n2, spread = (2000, 10) if a.quick else (10000, 20)
-    only = set(a.only or ["w1", "w1b", "w2"])
+    only = set(a.only or ["w1", "w1b", "w2", "w7"])
+    n7, r7 = (5000, 50) if a.quick else (20000, 200)
+    results, kafka = [], None
+    if "w7" in only:
+        print(f"w7: the sandbox's cost, {n7} runs, {r7} respawns ...", flush=True)
+        results.append(dict(name="w7", **w7(n7, r7, reps)))
+        print("   ", {p: {k: v["median"] for k, v in results[-1][p].items()} for p, _ in W7_ROWS}, flush=True)
     with tempfile.TemporaryDirectory(prefix="botjobs-bench-") as tmp:
-        b = Bench(tmp)
-        results = []
+        b = Bench(tmp) if only & {"w1", "w1b", "w2"} else None
         try:
             for name, workers, trig in (("w1", 1, "noop"), ("w1", 2, "noop"), ("w1b", 1, "trivial"),
                                         ("w1b", 2, "trivial")):
@@ -199,9 +232,11 @@ def main():
                 print("   ", {k: results[-1][k]["median"] for k in ("p50_ms", "p99_ms", "max_ms", "early")},
                       flush=True)
         finally:
-            b.close()
+            if b:
+                kafka = b.kafka.version
+                b.close()
     report = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
-              "kafka": b.kafka.version, "reps": reps, "quick": a.quick, "results": results}
+              "kafka": kafka, "reps": reps, "quick": a.quick, "results": results}
     stem = ROOT / "bench" / "results" / f"{report['date'][:10]}-{report['machine']['host']}{'-quick' if a.quick else ''}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     stem.with_suffix(".md").write_text(markdown(report))

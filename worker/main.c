@@ -39,6 +39,9 @@ struct cfg {
 	char *api_allow_hosts;
 	long find_leads_limit, api_connect_timeout_ms, api_timeout_ms, api_max_kb;
 	int api_allow_private;
+	int sandbox;
+	char *sandbox_path;
+	long sandbox_children, sandbox_max_runs;
 };
 
 /* clang-format off: one line per setting reads best */
@@ -80,6 +83,15 @@ static const struct cm_opt opts[] = {
 	 4096, 0},
 	{"script-timeout-ms", "BOTJOBS_SCRIPT_TIMEOUT_MS", "5000", "wall-clock cap of one script run (sandbox)",
 	 CM_OPT_INT, S(script_timeout_ms), 10, 600000, 0},
+	{"sandbox", "BOTJOBS_SANDBOX", "true",
+	 "run bot JavaScript in sandbox processes (false: in the worker, for debugging only)", CM_OPT_BOOL, S(sandbox),
+	 0, 0, 0},
+	{"sandbox-path", "BOTJOBS_SANDBOX_PATH", "", "the botjobs-sandbox binary (default: next to botjobs-worker)",
+	 CM_OPT_STR, S(sandbox_path), 0, 0, 0},
+	{"sandbox-children", "BOTJOBS_SANDBOX_CHILDREN", "2", "sandbox processes kept ready", CM_OPT_INT,
+	 S(sandbox_children), 1, 256, 0},
+	{"sandbox-max-runs", "BOTJOBS_SANDBOX_MAX_RUNS", "1000", "runs a sandbox process serves before it is replaced",
+	 CM_OPT_INT, S(sandbox_max_runs), 1, 100000000, 0},
 	{"min-interval-sec", "BOTJOBS_MIN_INTERVAL_SEC", "10", "floor of repeat_interval_sec", CM_OPT_INT,
 	 S(min_interval_sec), 1, 86400, 0},
 	{"horizon-days", "BOTJOBS_HORIZON_DAYS", "366", "how far ahead a job may be due", CM_OPT_INT, S(horizon_days),
@@ -250,7 +262,12 @@ int main(int argc, char **argv)
 		.bcast_chunk = (int)cfg.bcast_chunk,
 		.retention_days = (int)cfg.retention_days,
 		.housekeeping_sec = (int)cfg.housekeeping_sec,
-		.runtime = {.js = wk_js_default_limits, .timeout_ms = (int)cfg.script_timeout_ms},
+		.runtime = {.js = wk_js_default_limits,
+			    .timeout_ms = (int)cfg.script_timeout_ms,
+			    .sandbox = cfg.sandbox,
+			    .sandbox_path = cfg.sandbox_path,
+			    .sandbox_children = (int)cfg.sandbox_children,
+			    .sandbox_max_runs = (int)cfg.sandbox_max_runs},
 		.host = ho,
 	};
 	so.runtime.js.heap_max = (size_t)cfg.heap_mb << 20;

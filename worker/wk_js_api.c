@@ -598,7 +598,11 @@ static void Q_json(js_State *J)
 	js_getregistry(J, WK_JS_REQUEST_JSON);
 	if (js_isundefined(J, -1)) {
 		js_pop(J, 1);
-		wk_js_push(J, json_object_get(wk_js_cur(J)->req, "params"), 0);
+		const json_t *params = json_object_get(wk_js_cur(J)->req, "params");
+		if (params)
+			wk_js_push(J, params, 0);
+		else
+			js_newobject(J); /* no params: request.json is {} */
 		js_copy(J, -1);
 		js_setregistry(J, WK_JS_REQUEST_JSON);
 	}

@@ -108,8 +108,7 @@ static void script_handoff(struct run *r, const json_t *cmd)
  *   stop                      end the script
  * Returns 0, or -1 with errstr naming the command ("script 'welcome', command 3 (run_js), line 2: …").
  */
-int wk_js_script(js_State *J, struct run *r, const json_t *cmds, const char *name, char *err, size_t errsz,
-		      int *line)
+int wk_js_script(js_State *J, struct run *r, const json_t *cmds, const char *name, char *err, size_t errsz, int *line)
 {
 	if (!json_is_array(cmds)) {
 		snprintf(err, errsz, "%s: the script is not a list of commands", name);
@@ -208,4 +207,3 @@ int wk_js_handoffs(struct run *r, const char *name, char *err, size_t errsz)
 	}
 	return 0;
 }
-

@@ -556,3 +556,14 @@ Test(engine, a_state_that_ran_out_of_memory_is_rebuilt)
 				 "1000", "run %d after the memory bomb", i);
 	wk_js_engine_free(e);
 }
+
+Test(js, a_request_without_params_sees_an_empty_object)
+{
+	json_t *req = request("return [typeof request.json, request.getParam('x', 'd')];");
+	json_object_del(req, "params");
+	json_t *r = run(req);
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[\"object\",\"d\"]", "got %s (%s)", s, error(r));
+	free(s);
+	json_decref(r);
+}
