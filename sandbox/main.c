@@ -26,21 +26,19 @@ struct cfg {
 	char *timezone, *log_format, *log_level, *selftest;
 };
 
-/* clang-format off: one line per setting reads best */
+/* one line per setting reads best */
+/* clang-format off */
 #define S(f) offsetof(struct cfg, f)
 static const struct cm_opt opts[] = {
-	{"heap-max", NULL, "67108864", "bytes the MuJS allocator may hold per run (0 = no cap)", CM_OPT_INT,
-	 S(heap_max), 0, 1L << 40, 0},
+	{"heap-max", NULL, "67108864", "bytes the MuJS allocator may hold per run (0 = no cap)", CM_OPT_INT, S(heap_max), 0, 1L << 40, 0},
 	{"messages-max", NULL, "100", "sendText calls per run", CM_OPT_INT, S(messages_max), 0, 1000000, 0},
 	{"jobs-max", NULL, "100", "scheduleJob calls per run", CM_OPT_INT, S(jobs_max), 0, 1000000, 0},
 	{"log-max", NULL, "100", "console.log lines kept per run", CM_OPT_INT, S(log_max), 0, 1000000, 0},
 	{"calls-max", NULL, "50", "host calls (findLeads, api.*) per run", CM_OPT_INT, S(calls_max), 0, 1000000, 0},
-	{"timezone", NULL, "UTC", "platform time zone of run_at values without an offset", CM_OPT_STR, S(timezone), 0,
-	 0, 0},
+	{"timezone", NULL, "UTC", "platform time zone of run_at values without an offset", CM_OPT_STR, S(timezone), 0, 0, 0},
 	{"log-format", NULL, "json", "json or text", CM_OPT_STR, S(log_format), 0, 0, 0},
 	{"log-level", NULL, "info", "debug, info, warn or error", CM_OPT_STR, S(log_level), 0, 0, 0},
-	{"selftest", NULL, "", "tests only: lock down, then make this forbidden system call (see sb_jail.h)",
-	 CM_OPT_STR, S(selftest), 0, 0, 0},
+	{"selftest", NULL, "", "tests only: lock down, then make this forbidden system call (see sb_jail.h)", CM_OPT_STR, S(selftest), 0, 0, 0},
 };
 #undef S
 /* clang-format on */
