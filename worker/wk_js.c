@@ -336,9 +336,31 @@ static void slot_drop(struct slot *s)
 	s->oom = 0;
 }
 
+/* Makes s's state: the standard library and the bot API. Returns -1 (s emptied) when out of memory. */
+__attribute__((noinline)) /* keeps js_try out of the caller's frame (-Wclobbered) */
+static int
+build_state(struct slot *s)
+{
+	s->J = js_newstate(cap_alloc, s, 0);
+	if (!s->J)
+		return -1;
+	js_setcontext(s->J, NULL);
+	if (js_try(s->J)) {
+		js_pop(s->J, 1);
+		slot_drop(s);
+		return -1;
+	}
+	wk_js_def_api(s->J);
+	js_endtry(s->J);
+	s->baseline = global_names(s->J);
+	return 0;
+}
+
 /* A state for bot_id: the one it already has, else a fresh one in an empty or the least recently
  * used slot. Returns NULL when no state can be made (out of memory). */
-static struct slot *slot_for(struct wk_js_engine *e, int64_t bot_id)
+__attribute__((noinline)) /* called next to js_try in wk_js_engine_run (-Wclobbered) */
+static struct slot *
+slot_for(struct wk_js_engine *e, int64_t bot_id)
 {
 	struct slot *pick = NULL;
 	for (size_t i = 0; i < e->nslots; i++) {
@@ -357,19 +379,7 @@ static struct slot *slot_for(struct wk_js_engine *e, int64_t bot_id)
 		return pick;
 	pick->bot_id = bot_id;
 	pick->heap_max = e->lim.heap_max;
-	pick->J = js_newstate(cap_alloc, pick, 0);
-	if (!pick->J)
-		return NULL;
-	js_setcontext(pick->J, NULL);
-	if (js_try(pick->J)) {
-		js_pop(pick->J, 1);
-		slot_drop(pick);
-		return NULL;
-	}
-	wk_js_def_api(pick->J);
-	js_endtry(pick->J);
-	pick->baseline = global_names(pick->J);
-	return pick;
+	return build_state(pick) == 0 ? pick : NULL;
 }
 
 /* After a run: forget what it left behind, and retire the state when it is worn or broke its cap.

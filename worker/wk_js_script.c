@@ -95,7 +95,68 @@ static void script_handoff(struct run *r, const json_t *cmd)
 	if (json_is_integer(t))
 		json_object_set(p, "ticket_id", t);
 	json_object_set(p, "script_request_params", json_object_get(r->req, "params"));
-	json_array_append_new(r->jobs, p); /* validated by wk_js_script() below */
+	json_array_append_new(r->jobs, p); /* validated by wk_js_handoffs() */
+}
+
+/* One command (its condition already held). Returns 0 to go on, 1 when the script ends here (stop,
+ * run_script), -1 with err naming the command. Not inlined: its js_try must not share a frame with the
+ * caller's loop (-Wclobbered). */
+__attribute__((noinline)) static int command(js_State *J, struct run *r, const json_t *c, const char *type,
+					     const char *what, char *err, size_t errsz, int *line)
+{
+	char sub[600];
+	if (!strcmp(type, "stop"))
+		return 1;
+	if (js_try(J)) {
+		/* An API error (no lead, a limit) from a command is this command's failure. */
+		cm_js_error_describe(J, NULL, sub, sizeof(sub), line);
+		js_pop(J, 1);
+		snprintf(err, errsz, "%s: %s", what, sub);
+		return -1;
+	}
+	if (!strcmp(type, "send_text")) {
+		struct run *rr = wk_js_need_lead(J);
+		if (json_array_size(rr->messages) >= rr->lim->messages_max)
+			js_rangeerror(J, "at most %zu messages per run", rr->lim->messages_max);
+		const char *text = json_string_value(json_object_get(c, "text"));
+		json_array_append_new(rr->messages, json_pack("{so}", "text", substitute(rr, text ? text : "")));
+	} else if (!strcmp(type, "add_tags") || !strcmp(type, "remove_tags")) {
+		json_t *tags = json_object_get(c, "tags");
+		wk_js_push(J, tags ? tags : json_string(""), 0);
+		wk_js_each_tag(J, -1, !strcmp(type, "add_tags") ? wk_js_tag_add : wk_js_tag_del, type);
+		js_pop(J, 1);
+	} else if (!strcmp(type, "set_attr")) {
+		struct run *rr = wk_js_need_lead(J);
+		const char *key = json_string_value(json_object_get(c, "key"));
+		if (!key || !*key)
+			js_typeerror(J, "set_attr needs a \"key\"");
+		json_t *v = json_object_get(c, "value");
+		json_t *val =
+			json_is_string(v) ? substitute(rr, json_string_value(v)) : json_incref(v ? v : json_null());
+		wk_js_set_in(rr->attrs, rr->lead_set, rr->lead_del, key, val);
+	} else if (!strcmp(type, "run_script")) {
+		wk_js_need_lead(J);
+		if (!json_object_get(c, "script_id") && !json_object_get(c, "script_code"))
+			js_typeerror(J, "run_script needs \"script_id\" or \"script_code\"");
+		js_endtry(J);
+		script_handoff(r, c);
+		return 1;
+	} else if (strcmp(type, "run_js") != 0) {
+		js_typeerror(J,
+			     "unknown command type '%s' (send_text, add_tags, remove_tags, set_attr, run_js, "
+			     "run_script, stop)",
+			     type);
+	}
+	js_endtry(J);
+	if (!strcmp(type, "run_js")) {
+		const char *code = json_string_value(json_object_get(c, "code"));
+		if (code && *code) {
+			if (wk_js_call_body(J, code, what, err, errsz, line) == -1)
+				return -1;
+			js_pop(J, 1);
+		}
+	}
+	return 0;
 }
 
 /*
@@ -104,7 +165,7 @@ static void script_handoff(struct run *r, const json_t *cmd)
  *   add_tags / remove_tags {tags: "a,b" | [..]}
  *   set_attr {key, value}     value: text with {{ $attr }}, or any JSON
  *   run_js {code}             a function body with the whole API
- *   wk_js_script {script_id | script_code}   continue in another script (a job due now), and stop here
+ *   run_script {script_id | script_code}   continue in another script (a job due now), and stop here
  *   stop                      end the script
  * Returns 0, or -1 with errstr naming the command ("script 'welcome', command 3 (run_js), line 2: …").
  */
@@ -114,10 +175,8 @@ int wk_js_script(js_State *J, struct run *r, const json_t *cmds, const char *nam
 		snprintf(err, errsz, "%s: the script is not a list of commands", name);
 		return -1;
 	}
-	size_t i;
-	json_t *c;
-	json_array_foreach(cmds, i, c)
-	{
+	for (size_t i = 0; i < json_array_size(cmds); i++) {
+		const json_t *c = json_array_get(cmds, i);
 		char what[400], sub[600];
 		const char *type = json_string_value(json_object_get(c, "type"));
 		snprintf(what, sizeof(what), "%s, command %zu (%s)", name, i + 1, type ? type : "?");
@@ -134,58 +193,9 @@ int wk_js_script(js_State *J, struct run *r, const json_t *cmds, const char *nam
 			snprintf(err, errsz, "%s: a command needs a \"type\"", what);
 			return -1;
 		}
-		if (!strcmp(type, "stop"))
-			return 0;
-		if (js_try(J)) {
-			/* An API error (no lead, a limit) from a command is this command's failure. */
-			cm_js_error_describe(J, NULL, sub, sizeof(sub), line);
-			js_pop(J, 1);
-			snprintf(err, errsz, "%s: %s", what, sub);
-			return -1;
-		}
-		if (!strcmp(type, "send_text")) {
-			struct run *rr = wk_js_need_lead(J);
-			if (json_array_size(rr->messages) >= rr->lim->messages_max)
-				js_rangeerror(J, "at most %zu messages per run", rr->lim->messages_max);
-			const char *text = json_string_value(json_object_get(c, "text"));
-			json_array_append_new(rr->messages,
-					      json_pack("{so}", "text", substitute(rr, text ? text : "")));
-		} else if (!strcmp(type, "add_tags") || !strcmp(type, "remove_tags")) {
-			json_t *tags = json_object_get(c, "tags");
-			wk_js_push(J, tags ? tags : json_string(""), 0);
-			wk_js_each_tag(J, -1, !strcmp(type, "add_tags") ? wk_js_tag_add : wk_js_tag_del, type);
-			js_pop(J, 1);
-		} else if (!strcmp(type, "set_attr")) {
-			struct run *rr = wk_js_need_lead(J);
-			const char *key = json_string_value(json_object_get(c, "key"));
-			if (!key || !*key)
-				js_typeerror(J, "set_attr needs a \"key\"");
-			json_t *v = json_object_get(c, "value");
-			json_t *val = json_is_string(v) ? substitute(rr, json_string_value(v))
-							: json_incref(v ? v : json_null());
-			wk_js_set_in(rr->attrs, rr->lead_set, rr->lead_del, key, val);
-		} else if (!strcmp(type, "run_script")) {
-			wk_js_need_lead(J);
-			if (!json_object_get(c, "script_id") && !json_object_get(c, "script_code"))
-				js_typeerror(J, "wk_js_script needs \"script_id\" or \"script_code\"");
-			js_endtry(J);
-			script_handoff(r, c);
-			return 0;
-		} else if (strcmp(type, "run_js") != 0) {
-			js_typeerror(J,
-				     "unknown command type '%s' (send_text, add_tags, remove_tags, set_attr, run_js, "
-				     "wk_js_script, stop)",
-				     type);
-		}
-		js_endtry(J);
-		if (!strcmp(type, "run_js")) {
-			const char *code = json_string_value(json_object_get(c, "code"));
-			if (code && *code) {
-				if (wk_js_call_body(J, code, what, err, errsz, line) == -1)
-					return -1;
-				js_pop(J, 1);
-			}
-		}
+		int rc = command(J, r, c, type, what, err, errsz, line);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
 	}
 	return 0;
 }
