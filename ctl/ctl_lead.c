@@ -202,11 +202,13 @@ static int import_db(struct import *im)
 	}
 	if (!ok)
 		goto fail;
-	if (im->pg.tty) {
-		progress_clear(&im->pg);
-		fprintf(stderr, "lead import: writing %ld leads…", im->good);
-		im->pg.drawn = 1;
-	}
+	/* the upsert is one statement: say that it runs (a log gets the line only for big files) */
+	progress_clear(&im->pg);
+	if (im->pg.tty || im->records >= 10000)
+		fprintf(stderr, "lead import: %ld lines read in %.1f s, %ld bad; writing %ld leads…%s", im->records,
+			(double)(cm_time_mono_us() - im->pg.started_us) / 1e6, im->bad, im->good,
+			im->pg.tty ? "" : "\n");
+	im->pg.drawn = im->pg.tty;
 	r = cm_pg_query(im->c, UPSERT_SQL, 1, p, err, sizeof(err));
 	if (!r)
 		goto fail;
