@@ -207,7 +207,7 @@ static int write_item(struct apply *a, const struct ctl_change *c)
 	snprintf(ver, sizeof(ver), "%d", c->new_version);
 	const char *table = ctl_kind_table(w->kind);
 	if (w->kind == CTL_SCRIPT) {
-		char *body = json_dumps(w->commands ? w->commands : json_array(), JSON_COMPACT);
+		char *body = w->commands ? json_dumps(w->commands, JSON_COMPACT) : strdup("[]");
 		const char *p[] = {a->bot, id, w->code, w->name, body, ver};
 		int r = cmd(a,
 			    c->action == CTL_ADDED
@@ -298,8 +298,8 @@ static int write_extras(struct apply *a)
 	{
 		snprintf(id, sizeof(id), "%" PRId64, (int64_t)json_integer_value(json_object_get(x, "id")));
 		json_t *attrs = json_object_get(x, "attributes"), *tags = json_object_get(x, "tags");
-		char *at = json_dumps(attrs ? attrs : json_object(), JSON_COMPACT);
-		char *tg = json_dumps(tags ? tags : json_array(), JSON_COMPACT);
+		char *at = attrs ? json_dumps(attrs, JSON_COMPACT) : strdup("{}");
+		char *tg = tags ? json_dumps(tags, JSON_COMPACT) : strdup("[]");
 		const char *ch = json_string_value(json_object_get(x, "channel"));
 		const char *p[] = {a->bot,
 				   id,
