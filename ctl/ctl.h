@@ -68,7 +68,7 @@ int ctl_parse_id(const char *s, int64_t *out) CM_MUSTCHECK;
  * Finds a business by name, or by id when no business has that name. Writes its id (decimal) to
  * id_out. Returns 1 when found, 0 when not, -1 on a database error (printed with what).
  */
-int ctl_business_find(PGconn *c, const char *name_or_id, char *id_out, size_t id_size, const char *what);
+int ctl_business_find(PGconn *c, const char *name_or_id, char *id_out, size_t id_size, const char *what) CM_MUSTCHECK;
 
 /* ---- the commands ---- */
 
