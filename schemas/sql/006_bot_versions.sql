@@ -1,4 +1,4 @@
--- 005_bot_versions.sql - the history of `botjobsctl bot apply`: one row per applied manifest that changed
+-- 006_bot_versions.sql - the history of `botjobsctl bot apply`: one row per applied manifest that changed
 -- something. Additive: nothing else reads it yet; triggers/scripts/broadcasts keep their own version.
 CREATE TABLE bot_versions (
 	bot_id         bigint NOT NULL REFERENCES bots (id) ON DELETE CASCADE,
