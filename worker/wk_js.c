@@ -136,43 +136,12 @@ void wk_js_push_or_null(js_State *J, const json_t *v)
 		js_pushnull(J);
 }
 
-/* Fills out (an array or object) from the JS value at idx; frees out and rethrows if a deeper value
- * throws (too deep, out of memory), so nothing leaks. */
-static json_t *fill(js_State *J, int idx, int depth, json_t *out)
-{
-	if (js_try(J)) {
-		json_decref(out);
-		js_throw(J);
-	}
-	if (json_is_array(out)) {
-		int n = js_getlength(J, idx);
-		for (int i = 0; i < n; i++) {
-			js_getindex(J, idx, i);
-			json_array_append_new(out, wk_js_value(J, -1, depth + 1));
-			js_pop(J, 1);
-		}
-	} else {
-		js_pushiterator(J, idx, 1);
-		const char *k;
-		while ((k = js_nextiterator(J, -1))) {
-			js_getproperty(J, idx, k);
-			if (!js_isundefined(J, -1) && !js_iscallable(J, -1))
-				json_object_set_new(out, k, wk_js_value(J, -1, depth + 1));
-			js_pop(J, 1);
-		}
-		js_pop(J, 1);
-	}
-	js_endtry(J);
-	return out;
-}
-
-/* Converts the value at idx to JSON (a new reference). Functions and undefined become null. */
-json_t *wk_js_value(js_State *J, int idx, int depth)
+/* The JSON for the value at idx (absolute); for an array or object a new empty container, with
+ * *box set, that fill() fills. Functions and undefined become null. */
+static json_t *convert(js_State *J, int idx, int depth, int *box)
 {
 	if (depth > WK_JS_MAX_DEPTH)
 		js_rangeerror(J, "value nested more than %d levels deep (or circular)", WK_JS_MAX_DEPTH);
-	if (idx < 0)
-		idx = js_gettop(J) + idx;
 	if (js_isundefined(J, idx) || js_isnull(J, idx) || js_iscallable(J, idx))
 		return json_null();
 	if (js_isboolean(J, idx))
@@ -197,8 +166,67 @@ json_t *wk_js_value(js_State *J, int idx, int depth)
 	}
 	if (!js_isobject(J, idx))
 		return json_string(js_tostring(J, idx));
-	json_t *out = js_isarray(J, idx) ? json_array() : json_object();
-	return fill(J, idx, depth, out);
+	*box = 1;
+	return js_isarray(J, idx) ? json_array() : json_object();
+}
+
+/* Fills out (an array or object) from the JS value at idx (absolute). Every new container is put
+ * in its parent before it is filled, so when anything throws (a getter, too deep, out of memory)
+ * the one tree wk_js_value holds has everything and nothing leaks. No js_try per level: MuJS
+ * allows only 64 nested ones. */
+static void fill(js_State *J, int idx, int depth, json_t *out)
+{
+	if (json_is_array(out)) {
+		int n = js_getlength(J, idx);
+		for (int i = 0; i < n; i++) {
+			js_getindex(J, idx, i);
+			int box = 0;
+			json_t *v = convert(J, js_gettop(J) - 1, depth + 1, &box);
+			json_array_append_new(out, v);
+			if (box)
+				fill(J, js_gettop(J) - 1, depth + 1, v);
+			js_pop(J, 1);
+		}
+	} else {
+		js_pushiterator(J, idx, 1);
+		const char *k;
+		while ((k = js_nextiterator(J, -1))) {
+			js_getproperty(J, idx, k);
+			if (!js_isundefined(J, -1) && !js_iscallable(J, -1)) {
+				int box = 0;
+				json_t *v = convert(J, js_gettop(J) - 1, depth + 1, &box);
+				json_object_set_new(out, k, v);
+				if (box)
+					fill(J, js_gettop(J) - 1, depth + 1, v);
+			}
+			js_pop(J, 1);
+		}
+		js_pop(J, 1);
+	}
+}
+
+/* fill() under one js_try: frees out and rethrows when it throws. */
+__attribute__((noinline)) /* keeps js_try out of wk_js_value's frame (-Wclobbered) */
+static json_t *
+fill_or_free(js_State *J, int idx, int depth, json_t *out)
+{
+	if (js_try(J)) {
+		json_decref(out);
+		js_throw(J);
+	}
+	fill(J, idx, depth, out);
+	js_endtry(J);
+	return out;
+}
+
+/* Converts the value at idx to JSON (a new reference). Functions and undefined become null. */
+json_t *wk_js_value(js_State *J, int idx, int depth)
+{
+	if (idx < 0)
+		idx = js_gettop(J) + idx;
+	int box = 0;
+	json_t *out = convert(J, idx, depth, &box);
+	return box ? fill_or_free(J, idx, depth, out) : out;
 }
 
 struct run *wk_js_cur(js_State *J)

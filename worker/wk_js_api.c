@@ -339,8 +339,9 @@ static void B_sendText(js_State *J)
 	struct run *r = wk_js_need_lead(J);
 	if (json_array_size(r->messages) >= r->lim->messages_max)
 		js_rangeerror(J, "sendText: at most %zu messages per run", r->lim->messages_max);
+	const char *text = js_tostring(J, 1); /* may call toString and throw: before allocating */
 	json_t *m = json_object();
-	json_object_set_new(m, "text", json_string(js_tostring(J, 1)));
+	json_object_set_new(m, "text", json_string(text));
 	json_array_append_new(r->messages, m);
 	js_pushundefined(J);
 }
@@ -394,28 +395,48 @@ static void B_scheduleJob(js_State *J)
 	schedule(J, wk_js_value(J, 1, 0), "bot.scheduleJob");
 }
 
-static void B_scheduleScript(js_State *J)
+/* Fills obj (a new object) with fill, which may throw: obj is freed then, never leaked. */
+static json_t *filled(js_State *J, json_t *obj, void (*fill)(js_State *J, json_t *obj))
 {
-	json_t *p = json_object();
+	if (js_try(J)) {
+		json_decref(obj);
+		js_throw(J);
+	}
+	fill(J, obj);
+	js_endtry(J);
+	return obj;
+}
+
+static void set_arg(js_State *J, json_t *obj, const char *key, int idx)
+{
+	if (js_isdefined(J, idx) && !js_isnull(J, idx))
+		json_object_set_new(obj, key, wk_js_value(J, idx, 0));
+}
+
+static void fill_script(js_State *J, json_t *p)
+{
 	json_object_set_new(p, "script_id", wk_js_value(J, 1, 0));
-	if (js_isdefined(J, 2) && !js_isnull(J, 2))
-		json_object_set_new(p, "lead_id", wk_js_value(J, 2, 0));
-	if (js_isdefined(J, 3) && !js_isnull(J, 3))
-		json_object_set_new(p, "ticket_id", wk_js_value(J, 3, 0));
+	set_arg(J, p, "lead_id", 2);
+	set_arg(J, p, "ticket_id", 3);
 	if (js_isobject(J, 4))
 		json_object_set_new(p, "script_request_params", wk_js_value(J, 4, 0));
-	schedule(J, p, "bot.scheduleScript");
+}
+
+static void B_scheduleScript(js_State *J)
+{
+	schedule(J, filled(J, json_object(), fill_script), "bot.scheduleScript");
+}
+
+static void fill_trigger(js_State *J, json_t *p)
+{
+	json_object_set_new(p, "trigger_code", json_string(js_tostring(J, 1)));
+	set_arg(J, p, "lead_id", 2);
+	set_arg(J, p, "ticket_id", 3);
 }
 
 static void B_runTriggerByCodeForLead(js_State *J)
 {
-	json_t *p = json_object();
-	json_object_set_new(p, "trigger_code", json_string(js_tostring(J, 1)));
-	if (js_isdefined(J, 2) && !js_isnull(J, 2))
-		json_object_set_new(p, "lead_id", wk_js_value(J, 2, 0));
-	if (js_isdefined(J, 3) && !js_isnull(J, 3))
-		json_object_set_new(p, "ticket_id", wk_js_value(J, 3, 0));
-	schedule(J, p, "bot.runTriggerByCodeForLead");
+	schedule(J, filled(J, json_object(), fill_trigger), "bot.runTriggerByCodeForLead");
 }
 
 /* ---- calls to the host: bot.findLeads, api.* ---- */
@@ -471,16 +492,18 @@ static json_t *whole_arg(js_State *J, int idx, const char *what)
 }
 
 /* bot.findLeads(columns, where, orderBy, limit, offset) - where: [field, value], [field, op, value] or a list of them. */
-static void B_findLeads(js_State *J)
+static void fill_find(js_State *J, json_t *args)
 {
-	json_t *limit = whole_arg(J, 4, "limit"), *offset = whole_arg(J, 5, "offset");
-	json_t *args = json_object();
+	json_object_set_new(args, "limit", whole_arg(J, 4, "limit"));
+	json_object_set_new(args, "offset", whole_arg(J, 5, "offset"));
 	json_object_set_new(args, "columns", arg_or_null(J, 1));
 	json_object_set_new(args, "where", arg_or_null(J, 2));
 	json_object_set_new(args, "order_by", arg_or_null(J, 3));
-	json_object_set_new(args, "limit", limit);
-	json_object_set_new(args, "offset", offset);
-	push_result(J, host_call(J, "findLeads", args));
+}
+
+static void B_findLeads(js_State *J)
+{
+	push_result(J, host_call(J, "findLeads", filled(J, json_object(), fill_find)));
 }
 
 static void A_setHeaders(js_State *J)
@@ -499,11 +522,12 @@ static void api_call(js_State *J, const char *method, int with_body)
 	struct run *r = wk_js_cur(J);
 	if (!js_isstring(J, 1))
 		js_typeerror(J, "%s: the URL must be a string", method);
+	json_t *sent = with_body ? arg_or_null(J, 2) : NULL; /* may throw: before allocating */
 	json_t *args = json_object();
 	json_object_set_new(args, "url", json_string(js_tostring(J, 1)));
 	json_object_set_new(args, "headers", r->api_headers ? json_incref(r->api_headers) : json_object());
-	if (with_body)
-		json_object_set_new(args, "body", arg_or_null(J, 2));
+	if (sent)
+		json_object_set_new(args, "body", sent);
 	json_t *res = host_call(J, method, args);
 	r->api_status = (int)json_integer_value(json_object_get(res, "status"));
 	json_t *body = json_incref(json_object_get(res, "body"));
@@ -535,7 +559,8 @@ static void M_getAttr(js_State *J)
 
 static void M_setAttr(js_State *J)
 {
-	json_object_set_new(wk_js_cur(J)->memory, arg_key(J, 1, "memory.setAttr"), wk_js_value(J, 2, 0));
+	const char *k = arg_key(J, 1, "memory.setAttr"); /* may throw: before the value is made */
+	json_object_set_new(wk_js_cur(J)->memory, k, wk_js_value(J, 2, 0));
 	js_pushundefined(J);
 }
 

@@ -567,3 +567,33 @@ Test(js, a_request_without_params_sees_an_empty_object)
 	free(s);
 	json_decref(r);
 }
+
+/* Each builtin that builds host or job arguments from JS values must free them when a later
+ * argument throws (a toString that throws, a circular value). Under LeakSanitizer (make SANITIZE=1
+ * unit) a leak here fails the suite; everywhere the runs must fail with the thrown error. */
+Test(js, builtins_that_throw_midway_fail_the_run)
+{
+	struct fake_host h = {.answer = json_pack("{s:i,s:{}}", "status", 200, "body")};
+	struct wk_js_host host = {fake_call, &h};
+	static const char *bad[][2] = {
+		{"var o = {toString: function () { throw new Error('boom'); }}; bot.sendText(o);", "boom"},
+		{"bot.scheduleScript(4, 7, null, {a: [1, {get b() { throw new Error('boom'); }}]});", "boom"},
+		{"bot.runTriggerByCodeForLead({toString: function () { throw new Error('boom'); }}, 7);", "boom"},
+		{"bot.runTriggerByCodeForLead('t', {get x() { throw new Error('boom'); }});", "boom"},
+		{"var a = []; a.push(a); bot.scheduleScript(4, 7, null, {p: a});", "circular"},
+		{"var a = []; a.push(a); bot.findLeads(null, a);", "circular"},
+		{"bot.findLeads(null, null, null, 10, 2.5);", "must be a whole number"},
+		{"var a = []; a.push(a); api.postJson('http://example.test/', a);", "circular"},
+		{"memory.setAttr('k', {a: {get b() { throw new Error('boom'); }}});", "boom"},
+		{"lead.setAttr('k', {a: {get b() { throw new Error('boom'); }}});", "boom"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *req = request(bad[i][0]);
+		json_t *r = wk_js_run(req, NULL, &host);
+		json_decref(req);
+		cr_expect_str_eq(outcome(r), "failed", "%s", bad[i][0]);
+		cr_expect(strstr(error(r), bad[i][1]) != NULL, "%s: got '%s'", bad[i][0], error(r));
+		json_decref(r);
+	}
+	json_decref(h.args), json_decref(h.answer);
+}
