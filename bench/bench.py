@@ -184,15 +184,16 @@ def w1(b, n, workers, trigger, reps):
     rates, costs = [], []
     try:
         for _ in range(reps):
+            # The previous run's workers stop first: left running, they would start on these jobs early.
+            for w in s.workers:
+                w.stop()
+            s.workers, s.procs = [], []
             reset(s)
             s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, params)"
                   " SELECT gen_random_uuid(), %s, (i %% %s) + 1, 'trigger', %s, now() - interval '1 second',"
                   " jsonb_build_object('n', i) FROM generate_series(1, %s) i",
                   BOT, max(1000, n // 10), trigger, n)
             s.sql("VACUUM ANALYZE jobs")
-            for w in s.workers:
-                w.stop()
-            s.workers, s.procs = [], []
             meter = Meter(b, s)
             meter.start()
             for _ in range(workers):
@@ -215,10 +216,10 @@ def w3(b, n, workers, reps):
     rates, costs = [], []
     try:
         for _ in range(reps):
-            reset(s)
             for w in s.workers:
                 w.stop()
             s.workers, s.procs = [], []
+            reset(s)
             # Fresh topics and group per run: the workers read exactly this run's messages from the start.
             tag = uuid.uuid4().hex[:8]
             s.prefix, s.group = f"b{tag}.", f"bench-{tag}"
