@@ -233,10 +233,15 @@ def w3(b, n, workers, reps):
                 lead = i % 1000 + 1
                 env = {"v": 1, "type": "schedule", "job_id": str(uuid.uuid4()), "bot_id": BOT, "lead_id": lead,
                        "trigger_code": "trivial", "due_at": due, "script_request_params": {"n": i}}
-                p.produce(topic, json.dumps(env).encode(), key=f"{BOT}:{lead}".encode())
+                while True:
+                    try:
+                        p.produce(topic, json.dumps(env).encode(), key=f"{BOT}:{lead}".encode())
+                        break
+                    except BufferError:  # the client's queue is full: let deliveries drain it
+                        p.poll(0.2)
                 if i % 1000 == 0:
                     p.poll(0)
-            p.flush(60)
+            assert p.flush(120) == 0, "not every message reached Kafka"
             meter = Meter(b, s)
             meter.start()
             for _ in range(workers):
