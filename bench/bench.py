@@ -15,8 +15,9 @@ Workloads (trivial trigger = reads one param, sets one lead attribute):
        INSERT -> offsets), for the same worker counts as w1
 
 For w1 and w3 each run also records where the CPU went (PostgreSQL's processes, the workers, the Kafka
-broker: CPU seconds per 1000 jobs), PostgreSQL's WAL bytes and commits per job, and the workers' peak
-RSS, so a run on a small shared machine still says what a bigger one would be bound by.
+broker: CPU seconds per 1000 jobs), PostgreSQL's WAL bytes, transactions (read-only ones included) and WAL
+flushes (pg_stat_wal.wal_sync: what durable commits cost) per job, and the workers' peak RSS, so a run on a
+small shared machine still says what a bigger one would be bound by.
 """
 import argparse
 import datetime as dt
@@ -116,28 +117,32 @@ class Meter:
         self.b, self.s = b, s
 
     def pg_counters(self):
-        wal, commits = self.s.sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn,"
-                                  " (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())")[0]
-        return int(wal), int(commits)
+        """WAL bytes, transactions (read-only ones too) and WAL flushes to disk (the durable commits' cost)."""
+        wal, xacts, syncs = self.s.sql(
+            "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn,"
+            " (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),"
+            " (SELECT wal_sync FROM pg_stat_wal)")[0]
+        return int(wal), int(xacts), int(syncs)
 
     def start(self):
         self.t0 = time.monotonic()
         self.pg0, self.kafka0 = tree_cpu(self.b.pg_pid()), tree_cpu(self.b.kafka_pid())
-        self.wal0, self.commits0 = self.pg_counters()
+        self.wal0, self.xacts0, self.syncs0 = self.pg_counters()
 
     def stop(self, jobs):
         """Call before the workers stop (their CPU is read from /proc)."""
         wall = time.monotonic() - self.t0
         pg, kafka = tree_cpu(self.b.pg_pid()) - self.pg0, tree_cpu(self.b.kafka_pid()) - self.kafka0
         workers = sum(tree_cpu(w.p.pid) for w in self.s.workers if w.alive())
-        wal, commits = self.pg_counters()
+        wal, xacts, syncs = self.pg_counters()
         rss = [peak_rss_mib(w.p.pid) for w in self.s.workers if w.alive()]
         k = 1000 / jobs
         return {"wall_s": round(wall, 2), "cpu_s_per_1k_jobs": {"postgres": round(pg * k, 3),
                 "workers": round(workers * k, 3), "kafka": round(kafka * k, 3)},
-                "wal_bytes_per_job": round((wal - self.wal0) / jobs), "commits_per_1k_jobs":
-                round((commits - self.commits0) * k, 1), "worker_peak_rss_mib": max(r for r in rss if r) if rss
-                else None}
+                "wal_bytes_per_job": round((wal - self.wal0) / jobs),
+                "transactions_per_1k_jobs": round((xacts - self.xacts0) * k, 1),
+                "wal_syncs_per_1k_jobs": round((syncs - self.syncs0) * k, 1),
+                "worker_peak_rss_mib": max(r for r in rss if r) if rss else None}
 
 
 class Bench:
@@ -313,8 +318,8 @@ def markdown(report):
     costs = [r for r in report["results"] if r.get("costs")]
     if costs:
         lines += ["", "Where the CPU went (median of the runs; CPU seconds per 1000 jobs, all on the same machine):",
-                  "", "| workload | postgres | workers | kafka | WAL bytes/job | commits/1k jobs | worker peak RSS MiB |",
-                  "|---|---|---|---|---|---|---|"]
+                  "", "| workload | postgres | workers | kafka | WAL bytes/job | transactions/1k jobs | WAL flushes/1k jobs "
+                  "| worker peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
         for r in costs:
             def med(f):
                 vals = [f(c) for c in r["costs"] if f(c) is not None]
@@ -323,7 +328,8 @@ def markdown(report):
             lines.append(f"| {label} | {med(lambda c: c['cpu_s_per_1k_jobs']['postgres'])} "
                          f"| {med(lambda c: c['cpu_s_per_1k_jobs']['workers'])} "
                          f"| {med(lambda c: c['cpu_s_per_1k_jobs']['kafka'])} | {med(lambda c: c['wal_bytes_per_job'])} "
-                         f"| {med(lambda c: c['commits_per_1k_jobs'])} | {med(lambda c: c['worker_peak_rss_mib'])} |")
+                         f"| {med(lambda c: c['transactions_per_1k_jobs'])} | {med(lambda c: c['wal_syncs_per_1k_jobs'])} "
+                         f"| {med(lambda c: c['worker_peak_rss_mib'])} |")
     return "\n".join(lines) + "\n"
 
 
