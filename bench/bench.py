@@ -137,7 +137,8 @@ class Meter:
         wal, xacts, syncs = self.pg_counters()
         rss = [peak_rss_mib(w.p.pid) for w in self.s.workers if w.alive()]
         k = 1000 / jobs
-        return {"wall_s": round(wall, 2), "cpu_s_per_1k_jobs": {"postgres": round(pg * k, 3),
+        return {"wall_s": round(wall, 2), "loadavg_1m_after": round(os.getloadavg()[0], 2),
+                "cpu_s_per_1k_jobs": {"postgres": round(pg * k, 3),
                 "workers": round(workers * k, 3), "kafka": round(kafka * k, 3)},
                 "wal_bytes_per_job": round((wal - self.wal0) / jobs),
                 "transactions_per_1k_jobs": round((xacts - self.xacts0) * k, 1),
@@ -319,7 +320,7 @@ def markdown(report):
     if costs:
         lines += ["", "Where the CPU went (median of the runs; CPU seconds per 1000 jobs, all on the same machine):",
                   "", "| workload | postgres | workers | kafka | WAL bytes/job | transactions/1k jobs | WAL flushes/1k jobs "
-                  "| worker peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
+                  "| worker peak RSS MiB | load avg (1 min) after each run |", "|---|---|---|---|---|---|---|---|---|"]
         for r in costs:
             def med(f):
                 vals = [f(c) for c in r["costs"] if f(c) is not None]
@@ -329,7 +330,8 @@ def markdown(report):
                          f"| {med(lambda c: c['cpu_s_per_1k_jobs']['workers'])} "
                          f"| {med(lambda c: c['cpu_s_per_1k_jobs']['kafka'])} | {med(lambda c: c['wal_bytes_per_job'])} "
                          f"| {med(lambda c: c['transactions_per_1k_jobs'])} | {med(lambda c: c['wal_syncs_per_1k_jobs'])} "
-                         f"| {med(lambda c: c['worker_peak_rss_mib'])} |")
+                         f"| {med(lambda c: c['worker_peak_rss_mib'])} "
+                         f"| {', '.join(str(c.get('loadavg_1m_after', '?')) for c in r['costs'])} |")
     return "\n".join(lines) + "\n"
 
 
