@@ -1,6 +1,17 @@
-# botjobs image: botjobs-producer, botjobs-worker, botjobsctl and the demo bot.
+# botjobs image: botjobs-producer, botjobs-worker, botjobsctl and the demo bot, in one image.
 #   docker build -t botjobs .
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) --build-arg CREATED=$(date -u +%FT%TZ) -t botjobs .
 # Build on Debian 12 with its -dev packages; run on debian:12-slim with the runtime libraries only.
+#
+# Run-time contract (docs/operations.md, "Containers"):
+# - runs as uid/gid 10001 (no shell, no home); nothing is written to the file system: a read-only root
+#   works and no tmpfs is needed (logs go to stderr; the producer reads its docs directory once at start-up;
+#   checked with strace: no file opened for writing, created, renamed or removed by either service).
+# - the entrypoint gives each start of a worker its own lease-owner name (scripts/docker-entrypoint.sh),
+#   then execs the command: the binary is PID 1 and handles SIGTERM itself (graceful drain).
+# - the health check asks /healthz on the producer's port, or else the worker's.
+# Expected size: ~95 MB uncompressed, ~35 MB compressed (debian:12-slim ~75 MB + ~18 MB of runtime
+# packages + <1 MB of binaries); see docs/operations.md for how that was estimated.
 
 FROM debian:12 AS build
 RUN apt-get update \
@@ -17,19 +28,39 @@ COPY ctl ctl
 COPY schemas schemas
 COPY tools tools
 RUN make -j"$(nproc)" WERROR=1 all && strip bin/*
+# TODO(docs): when `make docs` lands (the OpenAPI document and the /api/docs page in build/docs), build
+# it here and add, in the runtime stage below:
+#   COPY --from=build /src/build/docs /usr/local/share/botjobs/docs
+# The producer finds ../share/botjobs/docs next to its binary by itself (or set BOTJOBS_DOCS_DIR);
+# until then /api/docs and /api/openapi.json answer 404 and the producer logs a warning at start-up.
 
 FROM debian:12-slim
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+LABEL org.opencontainers.image.title="botjobs" \
+      org.opencontainers.image.description="Job scheduler for chat bots: botjobs-producer (HTTP -> Kafka), botjobs-worker (Kafka -> PostgreSQL -> bot JavaScript), botjobsctl" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="docker.io/library/debian:12-slim" \
+      org.opencontainers.image.documentation="docs/operations.md"
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       librdkafka1 libjansson4 libmujs2 libpq5 libmicrohttpd12 libcurl4 tzdata ca-certificates curl \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin botjobs
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+ && groupadd --system --gid 10001 botjobs \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin botjobs
 COPY --from=build /src/bin/ /usr/local/bin/
+COPY scripts/docker-entrypoint.sh /usr/local/bin/botjobs-entrypoint
 COPY examples /usr/share/botjobs/examples
-# Nothing is written to the file system: a read-only root works. Logs go to stderr.
-USER 10001
+USER 10001:10001
+# 8080: the producer's API, /healthz, /readyz, /metrics. 9091: the worker's /healthz, /readyz, /metrics.
 EXPOSE 8080 9091
 ENV BOTJOBS_LOG_FORMAT=json
-# The producer's port; the worker service overrides it (9091).
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD curl -fsS -o /dev/null "http://127.0.0.1:${BOTJOBS_HTTP_PORT:-8080}/healthz" \
+   || curl -fsS -o /dev/null "http://127.0.0.1:${BOTJOBS_WORKER_HTTP_PORT:-9091}/healthz" || exit 1
+ENTRYPOINT ["botjobs-entrypoint"]
 CMD ["botjobs-producer"]
