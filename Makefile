@@ -1,9 +1,10 @@
 # botjobs - build, test and run.
 #
-#   make            build bin/botjobs-producer, bin/botjobs-worker, bin/botjobsctl
+#   make            build bin/botjobs-producer, bin/botjobs-worker, bin/botjobs-sandbox, bin/botjobsctl
 #   make deps       install what is missing (Debian packages, Kafka jars, Python test env)
 #   make test       deps -> build -> unit tests -> integration tests (real PostgreSQL + Kafka)
 #   make run        local stack in the foreground (Ctrl-C stops it); make up / make down
+#   make docs       build/docs: the OpenAPI document, JSON Schemas and Swagger UI the producer serves at /api/docs
 #   make SANITIZE=1 ...   the same with ASan + UBSan (objects and binaries under build/san)
 #   make WERROR=1   warnings are errors (the default when CI is set)
 
@@ -46,6 +47,7 @@ COMMON_SRC := $(wildcard common/*.c)
 PROD_SRC   := $(wildcard producer/*.c)
 WORK_SRC   := $(wildcard worker/*.c)
 CTL_SRC    := $(wildcard ctl/*.c)
+SB_SRC     := $(wildcard sandbox/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 MIGRATIONS := $(sort $(wildcard schemas/sql/*.sql))
 
@@ -55,15 +57,15 @@ LIBWORKER  := $(B)/libworker.a
 LIBPRODUCER := $(B)/libproducer.a
 GEN_MIGR   := $(B)/gen/cm_migrations_data.c
 
-PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobsctl
+PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobs-sandbox $(BINDIR)/botjobsctl
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps deps-lint test unit integration up down run logs clean format format-check lint bench help
+.PHONY: all deps deps-lint docs test unit integration up down run logs clean format format-check lint bench help
 all: $(PROGS)
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,11p' Makefile
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -98,6 +100,23 @@ $(BINDIR)/botjobs-worker: $(B)/worker/main.o $(LIBWORKER) $(LIBCOMMON)
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The sandbox child (worker/wk_sandbox.h): MuJS and the frame loop, linked without the Kafka,
+# PostgreSQL and HTTP libraries.
+SB_LIBS := $(shell pkg-config --libs jansson mujs libseccomp 2>/dev/null) -lm
+$(B)/sandbox/%.o: CFLAGS += -Iworker $(shell pkg-config --cflags libseccomp 2>/dev/null)
+
+$(BINDIR)/botjobs-sandbox: $(call obj,$(SB_SRC)) $(call obj,worker/wk_js.c worker/wk_js_api.c worker/wk_js_script.c) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(SB_LIBS)
+
+# bench/bench_sandbox: what the sandbox costs, without a database or Kafka (bench.py w7).
+$(B)/bench/%.o: CFLAGS += -Iworker
+$(B)/bench/bench_sandbox: $(B)/bench/bench_sandbox.o $(LIBWORKER) $(LIBCOMMON) | $(BINDIR)/botjobs-sandbox
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BINDIR)/botjobsctl: $(call obj,$(CTL_SRC)) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
@@ -105,6 +124,10 @@ $(BINDIR)/botjobsctl: $(call obj,$(CTL_SRC)) $(LIBCOMMON)
 
 # Unit tests look into the modules they test.
 $(B)/tests/unit/%.o: CFLAGS += -Iworker -Iproducer -Wno-write-strings
+
+# The sandbox tests start the sandbox binary of the same build.
+$(B)/tests/unit/test_sandbox.o: CPPFLAGS += -DBOTJOBS_SANDBOX_BIN='"$(abspath $(BINDIR))/botjobs-sandbox"'
+$(B)/tests/test_sandbox: | $(BINDIR)/botjobs-sandbox
 
 $(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBWORKER) $(LIBPRODUCER) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -119,12 +142,18 @@ deps:
 deps-lint:
 	@BOTJOBS_DEPS_LINT=1 bash scripts/deps.sh
 
+# The API documentation the producer serves (/api/docs, /api/openapi.json; --docs-dir, by default build/docs
+# next to bin/): schemas/openapi.json and the JSON Schemas, web/, and Swagger UI's static files (fetched from
+# npm once, at a pinned version: scripts/swagger-ui.sh), in one flat directory.
+docs:
+	@bash scripts/docs.sh build/docs
+
 # Unit tests: Criterion binaries, each test in its own process.
 unit: $(UNITS)
 	@set -e; for t in $(UNITS); do echo "== $$t"; $$t --jobs=2; done
 
 # Integration tests: pytest starts its own PostgreSQL and Kafka on free ports.
-integration: $(PROGS)
+integration: $(PROGS) docs
 	BOTJOBS_BIN_DIR=$(abspath $(BINDIR)) .local/venv/bin/python -m pytest -v -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test: deps
@@ -132,7 +161,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
-up: deps all
+up: deps all docs
 	@bash scripts/stack.sh up
 
 down:
@@ -141,7 +170,7 @@ down:
 logs:
 	@bash scripts/stack.sh logs
 
-run: deps all
+run: deps all docs
 	@bash scripts/stack.sh run
 
 bench: deps all
@@ -158,7 +187,7 @@ format-check: deps-lint
 lint: deps-lint $(GEN_MIGR)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 		--std=c11 -Icommon --include=/usr/include/jansson.h --suppress=missingIncludeSystem \
-		--suppress=ctuuninitvar common producer worker ctl
+		--suppress=ctuuninitvar common producer worker ctl sandbox
 	clang-tidy --quiet $(filter %.c,$(C_FILES)) -- $(CPPFLAGS) -std=c17 -Icommon -Iworker -Iproducer -I$(B)/gen \
 		$(PKG_CFLAGS)
 

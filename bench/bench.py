@@ -13,6 +13,9 @@ Workloads (trivial trigger = reads one param, sets one lead attribute):
   w3   ingest: N schedule envelopes (due in a day, so nothing runs) already in a 6-partition jobs topic,
        then the workers start; jobs/s stored from the first stored job to the last (consume -> validate ->
        INSERT -> offsets), for the same worker counts as w1
+  w7   the sandbox's cost (bench/bench_sandbox.c, no database or Kafka), pinned to one core: runs/s
+       and round-trip p50/p99 of the trivial trigger in-process (wk_js_run) and through a sandbox
+       child; a respawn (spawn until the child greets); runs/s with a fresh child for every run
 
 For w1 and w3 each run also records where the CPU went (PostgreSQL's processes, the workers, the Kafka
 broker: CPU seconds per 1000 jobs), PostgreSQL's WAL bytes, transactions (read-only ones included) and WAL
@@ -294,16 +297,41 @@ def w2(b, n, spread, reps):
     return out
 
 
+def w7(runs, respawns, reps):
+    exe = ROOT / "build" / "rel" / "bench" / "bench_sandbox"
+    subprocess.run(["make", "-s", str(exe.relative_to(ROOT))], cwd=ROOT, check=True)
+    results = []
+    for _ in range(reps):
+        out = subprocess.run([str(exe), "--runs", str(runs), "--respawns", str(respawns),
+                              "--sandbox", str(ROOT / "bin" / "botjobs-sandbox")],
+                             check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out))
+    out = {"runs": runs, "respawns": respawns, "cpu": results[0]["cpu"]}
+    for part in ("in_process", "sandbox", "respawn", "fresh_child_per_run"):
+        out[part] = {k: summary([r[part][k] for r in results]) for k in results[0][part]}
+    return out
+
+
+W7_ROWS = [("in_process", "in-process wk_js_run"), ("sandbox", "through a sandbox child"),
+           ("respawn", "respawn (spawn until hello)"), ("fresh_child_per_run", "a fresh child per run")]
+
+
 def markdown(report):
     m = report["machine"]
     lines = [f"# botjobs benchmarks {report['date']}", "",
              f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_mib']} MiB, kernel {m['kernel']}; "
-             f"PostgreSQL with default durability, Apache Kafka {report['kafka']}. "
+             + (f"PostgreSQL with default durability, Apache Kafka {report['kafka']}. " if report["kafka"]
+                else "no database or broker (w7 only). ") +
              f"Each figure: median of {report['reps']} runs (min-max). Commit {report.get('commit', '?')}; "
              f"load average before the run {report.get('loadavg_before', '?')}.", "",
              "| workload | figure | median | min-max |", "|---|---|---|---|"]
     for r in report["results"]:
-        if r["name"].startswith("w1"):
+        if r["name"] == "w7":
+            for part, label in W7_ROWS:
+                for k, v in r[part].items():
+                    lines.append(f"| w7: trivial trigger, one core, {label} | {k} | {v['median']:.1f} "
+                                 f"| {v['min']:.1f}-{v['max']:.1f} |")
+        elif r["name"].startswith("w1"):
             v = r["jobs_per_sec"]
             lines.append(f"| {r['name']}: {r['jobs']} due jobs, {r['workers']} worker(s), {r['trigger']} trigger "
                          f"| jobs/s | {v['median']} | {v['min']}-{v['max']} |")
@@ -338,7 +366,8 @@ def markdown(report):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one repetition")
-    ap.add_argument("--only", choices=["w1", "w1b", "w2", "w3"], action="append", help="run only these workloads")
+    ap.add_argument("--only", choices=["w1", "w1b", "w2", "w3", "w7"], action="append",
+                    help="run only these workloads")
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--workers", default="1,2", help="worker counts of w1, w1b and w3, e.g. 1,2,4 (default 1,2)")
     ap.add_argument("--jobs", type=int, default=None, help="jobs per w1/w1b/w3 run (default 20000 quick, 100000)")
@@ -348,11 +377,16 @@ def main():
     reps = a.reps or (1 if a.quick else 3)
     n1 = a.jobs or (20000 if a.quick else 100000)
     n2, spread = (2000, 10) if a.quick else (10000, 20)
-    only = set(a.only or ["w1", "w1b", "w2"])  # w3 only when asked
+    only = set(a.only or ["w1", "w1b", "w2", "w7"])  # w3 only when asked
     load_before = os.getloadavg()
+    n7, r7 = (5000, 50) if a.quick else (20000, 200)
+    results, kafka = [], None
+    if "w7" in only:
+        print(f"w7: the sandbox's cost, {n7} runs, {r7} respawns ...", flush=True)
+        results.append(dict(name="w7", **w7(n7, r7, reps)))
+        print("   ", {p: {k: v["median"] for k, v in results[-1][p].items()} for p, _ in W7_ROWS}, flush=True)
     with tempfile.TemporaryDirectory(prefix="botjobs-bench-") as tmp:
-        b = Bench(tmp)
-        results = []
+        b = Bench(tmp) if only & {"w1", "w1b", "w2", "w3"} else None
         try:
             for name, workers, trig in [("w1", c, "noop") for c in counts] + [("w1b", c, "trivial") for c in counts]:
                 if name in only:
@@ -370,11 +404,13 @@ def main():
                 print("   ", {k: results[-1][k]["median"] for k in ("p50_ms", "p99_ms", "max_ms", "early")},
                       flush=True)
         finally:
-            b.close()
+            if b:
+                kafka = b.kafka.version
+                b.close()
     commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
                             text=True).stdout.strip()
     report = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
-              "kafka": b.kafka.version, "reps": reps, "quick": a.quick, "commit": commit,
+              "kafka": kafka, "reps": reps, "quick": a.quick, "commit": commit,
               "loadavg_before": [round(x, 2) for x in load_before], "results": results}
     stem = ROOT / "bench" / "results" / (f"{report['date'][:10]}-{report['machine']['host']}"
                                          f"{'-quick' if a.quick else ''}{'-' + a.tag if a.tag else ''}")

@@ -204,7 +204,7 @@ static int get_code(const json_t *obj, const char *field, const char **out, json
 		return -1;
 	}
 	if (json_string_length(v) > CODE_MAX_LEN) {
-		cm_errors_add(errors, field, "must be at most %d characters", CODE_MAX_LEN);
+		cm_errors_add(errors, field, "must be at most %d bytes (UTF-8)", CODE_MAX_LEN);
 		return -1;
 	}
 	*out = json_string_value(v);
@@ -229,7 +229,7 @@ static int push_tag(const char *field, const char *s, size_t n, char ***tags, si
 	if (n == 0)
 		return 0;
 	if (n > TAG_MAX_LEN || !tag_ok(s, n)) {
-		cm_errors_add(errors, field, "each tag must be 1-%d characters without control characters",
+		cm_errors_add(errors, field, "each tag must be 1-%d bytes (UTF-8) without commas or control characters",
 			      TAG_MAX_LEN);
 		return -1;
 	}

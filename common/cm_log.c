@@ -22,6 +22,16 @@ void cm_log_setup(const char *name, enum cm_log_format fmt, enum cm_log_level mi
 	log_min = min_level;
 }
 
+enum cm_log_format cm_log_get_format(void)
+{
+	return log_format;
+}
+
+enum cm_log_level cm_log_get_level(void)
+{
+	return log_min;
+}
+
 int cm_log_format_parse(const char *s)
 {
 	if (strcasecmp(s, "json") == 0)

@@ -22,6 +22,9 @@ struct cm_kv {
 
 /* Set once at start-up, before threads start. name is the binary ("worker"), borrowed. */
 void cm_log_setup(const char *name, enum cm_log_format fmt, enum cm_log_level min_level);
+/* What cm_log_setup set (a sandbox child is started with the same). */
+enum cm_log_format cm_log_get_format(void);
+enum cm_log_level cm_log_get_level(void);
 /* "json"/"text" and "debug"/"info"/"warn"/"error"; -1 when unknown. */
 int cm_log_format_parse(const char *s);
 int cm_log_level_parse(const char *s);

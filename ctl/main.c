@@ -10,28 +10,19 @@
 #include "cm_pg.h"
 #include "ctl.h"
 
-/* clang-format off: one line per setting reads best */
+/* one line per setting reads best */
+/* clang-format off */
 #define S(f) offsetof(struct ctl_cfg, f)
 static const struct cm_opt opts[] = {
-	{"pg-uri", "BOTJOBS_PG_URI", "postgresql:///botjobs", "PostgreSQL connection URI", CM_OPT_STR, S(pg_uri), 0, 0,
-	 1},
-	{"kafka-brokers", "BOTJOBS_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers", CM_OPT_STR, S(brokers),
-	 0, 0, 0},
-	{"topic-prefix", "BOTJOBS_TOPIC_PREFIX", "botjobs.", "prefix of the topic names", CM_OPT_STR, S(topic_prefix),
-	 0, 0, 0},
-	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created by `topics`", CM_OPT_INT, S(partitions),
-	 1, 10000, 0},
-	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created by `topics`", CM_OPT_INT,
-	 S(replication), 1, 100, 0},
-	{"count", NULL, "0", "tail: stop after this many messages (0 = until the timeout)", CM_OPT_INT, S(count), 0,
-	 100000000, 0},
-	{"timeout-ms", NULL, "3000", "tail: stop when no message came for this long", CM_OPT_INT, S(timeout_ms), 1,
-	 86400000, 0},
-	{"expires-days", NULL, "0", "token create: the token expires after this many days (0 = never)", CM_OPT_INT,
-	 S(expires_days), 0, 36500, 0},
-	{"prune", NULL, "false",
-	 "load: delete the bot's scripts, triggers and broadcasts that the manifest does not list", CM_OPT_BOOL,
-	 S(prune), 0, 0, 0},
+	{"pg-uri", "BOTJOBS_PG_URI", "postgresql:///botjobs", "PostgreSQL connection URI", CM_OPT_STR, S(pg_uri), 0, 0, 1},
+	{"kafka-brokers", "BOTJOBS_KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap servers", CM_OPT_STR, S(brokers), 0, 0, 0},
+	{"topic-prefix", "BOTJOBS_TOPIC_PREFIX", "botjobs.", "prefix of the topic names", CM_OPT_STR, S(topic_prefix), 0, 0, 0},
+	{"partitions", "BOTJOBS_PARTITIONS", "6", "partitions of topics created by `topics`", CM_OPT_INT, S(partitions), 1, 10000, 0},
+	{"replication", "BOTJOBS_REPLICATION", "1", "replication factor of topics created by `topics`", CM_OPT_INT, S(replication), 1, 100, 0},
+	{"count", NULL, "0", "tail: stop after this many messages (0 = until the timeout)", CM_OPT_INT, S(count), 0, 100000000, 0},
+	{"timeout-ms", NULL, "3000", "tail: stop when no message came for this long", CM_OPT_INT, S(timeout_ms), 1, 86400000, 0},
+	{"expires-days", NULL, "0", "token create: the token expires after this many days (0 = never)", CM_OPT_INT, S(expires_days), 0, 36500, 0},
+	{"prune", NULL, "false", "load: delete the bot's scripts, triggers and broadcasts that the manifest does not list", CM_OPT_BOOL, S(prune), 0, 0, 0},
 	{"log-format", "BOTJOBS_LOG_FORMAT", "text", "json or text", CM_OPT_STR, S(log_format), 0, 0, 0},
 	{"log-level", "BOTJOBS_LOG_LEVEL", "warn", "debug, info, warn or error", CM_OPT_STR, S(log_level), 0, 0, 0},
 };

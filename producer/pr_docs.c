@@ -129,6 +129,8 @@ int pr_docs_serve(struct pr_docs *d, struct pr_req *req, const char *method, con
 		name = "index.html";
 	else if (strncmp(url, "/api/docs/", 10) == 0)
 		name = url + 10;
+	else if (strncmp(url, "/api/", 5) == 0 && strlen(url) > 17 && !strcmp(url + strlen(url) - 12, ".schema.json"))
+		name = url + 5; /* the schemas /api/openapi.json refers to, relative to it */
 	else
 		return 0;
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {

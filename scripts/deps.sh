@@ -2,7 +2,10 @@
 # deps.sh - installs what botjobs needs and is missing (idempotent, quick when all is there):
 #   Debian packages (compilers, libraries, PostgreSQL, a JDK, Maven), a real Apache Kafka broker as jars from
 #   Maven Central into .local/kafka/libs, and a Python virtualenv with the test packages in .local/venv.
+#   Also Swagger UI's static files for the API documentation page (npm, pinned: scripts/swagger-ui.sh).
 # Set BOTJOBS_DEPS_LINT=1 to add clang-format, clang-tidy and cppcheck (make lint / format-check do).
+# Set BOTJOBS_DEPS_BROWSER=1 to add Chromium for the docs page test (test_docs_ui.py); CI gets it unless
+# BOTJOBS_DEPS_BROWSER=0. It is large, so a plain `make deps` does not install it.
 # Set BOTJOBS_DEPS_DEPLOY=1 to add the offline checks of deploy/ (tests/integration/test_deploy.py): pinned
 #   kubeconform and kustomize built with Go from the Go module proxy, the Kubernetes JSON schemas from the PyPI
 #   package kubernetes-validate (made standalone for kubeconform) and the Compose schema from the PyPI package
@@ -12,11 +15,15 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 pkgs=(build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq-dev libmicrohttpd-dev
-      libcurl4-openssl-dev libcriterion-dev postgresql postgresql-contrib curl ca-certificates procps)
+      libcurl4-openssl-dev libseccomp-dev libcriterion-dev postgresql postgresql-contrib curl ca-certificates procps)
 [ "${BOTJOBS_DEPS_LINT:-0}" = 1 ] && pkgs+=(clang-format clang-tidy cppcheck)
 command -v java >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
 command -v python3 >/dev/null 2>&1 || pkgs+=(python3 python3-venv)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+if [ "${BOTJOBS_DEPS_BROWSER:-}" = 1 ] || { [ -n "${CI:-}" ] && [ "${BOTJOBS_DEPS_BROWSER:-}" != 0 ]; }; then
+	command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -100,3 +107,6 @@ PY
 		touch "$schema_stamp"
 	fi
 fi
+
+# Swagger UI for the API documentation page (make docs); quick when it is there.
+bash scripts/swagger-ui.sh >/dev/null

@@ -21,7 +21,9 @@
 #include "wk_run.h"
 #include "wk_sql.h"
 
-/* One statement, longer than the 4095 characters ISO C promises; gcc and clang take it. */
+/* One statement, longer than the 4095 characters ISO C promises; gcc and clang take it.
+ * SQL reads best one clause per line. */
+/* clang-format off */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 static const char APPLY_SQL[] =
@@ -59,37 +61,33 @@ static const char APPLY_SQL[] =
 	"  SELECT r.*, u.bot_id, u.lead_id, u.ticket_id, u.new_state, u.next_due_at, u.run_no,"
 	"         CASE WHEN r.outcome = 'retry' AND u.new_state = 'failed' THEN 'failed' ELSE r.outcome END AS final"
 	"  FROM r JOIN u ON u.job_id = r.job_id"
-	"), lu AS (" WK_SQL_LEAD_EFFECTS("ok") "), bs AS (" WK_SQL_BOT_SET("ok") "), bd AS (" WK_SQL_BOT_DEL(
-		"ok") "), tu AS ("
-		      "  UPDATE tickets t SET data = t.data || ok.ticket_set, updated_at = now() FROM ok"
-		      "  WHERE ok.outcome = 'done' AND ok.ticket_set IS NOT NULL AND t.bot_id = ok.bot_id AND t.id = "
-		      "ok.ticket_id"
-		      "), jr AS ("
-		      "  INSERT INTO job_runs (job_id, bot_id, lead_id, run_no, due_at, started_at, finished_at, "
-		      "outcome, error,"
-		      "                        error_line, result, worker)"
-		      "  SELECT job_id, bot_id, lead_id, run_no, due_at, started_at, finished_at, final, error, "
-		      "error_line,"
-		      "         CASE WHEN outcome = 'done' THEN result END, $2"
-		      "  FROM ok WHERE final <> 'retry'"
-		      "), ob AS (" WK_SQL_OUTBOX_MESSAGES(
-			      "ok") "), ev AS ("
-				    "  INSERT INTO outbox (topic, key, payload)"
-				    "  SELECT 'events', ok.bot_id || ':' || coalesce(ok.lead_id::text, '-'),"
-				    "         jsonb_strip_nulls(jsonb_build_object('v', 1, 'type', 'job.' || ok.final, "
-				    "'job_id', ok.job_id,"
-				    "           'bot_id', ok.bot_id, 'lead_id', ok.lead_id, 'run', ok.run_no, "
-				    "'due_at', ok.due_at,"
-				    "           'started_at', ok.started_at, 'finished_at', ok.finished_at, 'error', "
-				    "ok.error,"
-				    "           'state', ok.new_state,"
-				    "           'next_due_at', CASE WHEN ok.new_state = 'scheduled' THEN "
-				    "ok.next_due_at END,"
-				    "           'at', clock_timestamp()))"
-				    "  FROM ok WHERE $3::boolean AND ok.final <> 'retry'"
-				    ")"
-				    "SELECT job_id, new_state, (extract(epoch FROM next_due_at) * 1000000)::bigint, "
-				    "run_no, final FROM ok";
+	"), lu AS (" WK_SQL_LEAD_EFFECTS("ok")
+	"), bs AS (" WK_SQL_BOT_SET("ok")
+	"), bd AS (" WK_SQL_BOT_DEL("ok")
+	"), tu AS ("
+	"  UPDATE tickets t SET data = t.data || ok.ticket_set, updated_at = now() FROM ok"
+	"  WHERE ok.outcome = 'done' AND ok.ticket_set IS NOT NULL AND t.bot_id = ok.bot_id"
+	"    AND t.id = ok.ticket_id"
+	"), jr AS ("
+	"  INSERT INTO job_runs (job_id, bot_id, lead_id, run_no, due_at, started_at, finished_at, outcome,"
+	"                        error, error_line, result, worker)"
+	"  SELECT job_id, bot_id, lead_id, run_no, due_at, started_at, finished_at, final, error, error_line,"
+	"         CASE WHEN outcome = 'done' THEN result END, $2"
+	"  FROM ok WHERE final <> 'retry'"
+	"), ob AS (" WK_SQL_OUTBOX_MESSAGES("ok")
+	"), ev AS ("
+	"  INSERT INTO outbox (topic, key, payload)"
+	"  SELECT 'events', ok.bot_id || ':' || coalesce(ok.lead_id::text, '-'),"
+	"         jsonb_strip_nulls(jsonb_build_object('v', 1, 'type', 'job.' || ok.final,"
+	"           'job_id', ok.job_id, 'bot_id', ok.bot_id, 'lead_id', ok.lead_id, 'run', ok.run_no,"
+	"           'due_at', botjobs_ts(ok.due_at), 'started_at', botjobs_ts(ok.started_at),"
+	"           'finished_at', botjobs_ts(ok.finished_at), 'error', ok.error, 'state', ok.new_state,"
+	"           'next_due_at', CASE WHEN ok.new_state = 'scheduled' THEN botjobs_ts(ok.next_due_at) END,"
+	"           'at', botjobs_ts(clock_timestamp())))"
+	"  FROM ok WHERE $3::boolean AND ok.final <> 'retry'"
+	")"
+	"SELECT job_id, new_state, (extract(epoch FROM next_due_at) * 1000000)::bigint, run_no, final FROM ok";
+/* clang-format on */
 #pragma GCC diagnostic pop
 
 /* Delay before infrastructure retry n (1-based): base * 2^(n-1), capped at 5 min, with ±25% jitter. */

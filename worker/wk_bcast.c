@@ -23,6 +23,8 @@
 #include "wk_run.h"
 #include "wk_sql.h"
 
+/* SQL reads best one clause per line. */
+/* clang-format off */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverlength-strings"
 static const char CHUNK_SQL[] =
@@ -51,26 +53,23 @@ static const char CHUNK_SQL[] =
 	"  SELECT x.*, u.bot_id FROM u, jsonb_to_recordset($4::jsonb) AS x(lead_id bigint, outcome text,"
 	"    lead_set jsonb, lead_del jsonb, tags_add jsonb, tags_del jsonb, status_name text, bot_set jsonb,"
 	"    bot_del jsonb, outbox jsonb)"
-	"), lu AS (" WK_SQL_LEAD_EFFECTS("r") "), bs AS (" WK_SQL_BOT_SET("r") "), bd AS (" WK_SQL_BOT_DEL(
-		"r") "), ob AS (" WK_SQL_OUTBOX_MESSAGES("r") "), ev AS ("
-							      "  INSERT INTO outbox (topic, key, payload)"
-							      "  SELECT 'events', u.bot_id || ':-', "
-							      "jsonb_strip_nulls(jsonb_build_object('v', 1,"
-							      "           'type', CASE WHEN u.state = 'cancelled' THEN "
-							      "'job.cancelled' ELSE 'job.done' END,"
-							      "           'job_id', u.job_id, 'bot_id', u.bot_id, "
-							      "'run', u.runs, 'state', u.state,"
-							      "           'progress', jsonb_build_object('total', "
-							      "u.bcast_total, 'done', u.bcast_done,"
-							      "                                          'matched', "
-							      "u.bcast_matched, 'failed', u.bcast_failed),"
-							      "           'next_due_at', CASE WHEN u.state = "
-							      "'scheduled' AND $6::boolean THEN u.due_at END,"
-							      "           'at', clock_timestamp()))"
-							      "  FROM u WHERE $12::boolean AND ($6::boolean OR u.state "
-							      "= 'cancelled')"
-							      ")"
-							      "SELECT state FROM u";
+	"), lu AS (" WK_SQL_LEAD_EFFECTS("r")
+	"), bs AS (" WK_SQL_BOT_SET("r")
+	"), bd AS (" WK_SQL_BOT_DEL("r")
+	"), ob AS (" WK_SQL_OUTBOX_MESSAGES("r")
+	"), ev AS ("
+	"  INSERT INTO outbox (topic, key, payload)"
+	"  SELECT 'events', u.bot_id || ':-', jsonb_strip_nulls(jsonb_build_object('v', 1,"
+	"           'type', CASE WHEN u.state = 'cancelled' THEN 'job.cancelled' ELSE 'job.done' END,"
+	"           'job_id', u.job_id, 'bot_id', u.bot_id, 'run', u.runs, 'state', u.state,"
+	"           'progress', jsonb_build_object('total', u.bcast_total, 'done', u.bcast_done,"
+	"                                          'matched', u.bcast_matched, 'failed', u.bcast_failed),"
+	"           'next_due_at', CASE WHEN u.state = 'scheduled' AND $6::boolean THEN botjobs_ts(u.due_at) END,"
+	"           'at', botjobs_ts(clock_timestamp())))"
+	"  FROM u WHERE $12::boolean AND ($6::boolean OR u.state = 'cancelled')"
+	")"
+	"SELECT state FROM u";
+/* clang-format on */
 #pragma GCC diagnostic pop
 
 static const char LEADS_SQL[] = "SELECT row_to_json(l)::text FROM (SELECT id, name, channel, attributes, tags,"

@@ -58,10 +58,24 @@ struct wk_js_limits {
 	size_t jobs_max;     /* scheduleJob calls per run */
 	size_t log_max;	     /* log lines per run */
 	size_t calls_max;    /* host calls (findLeads, api.*) per run */
+	size_t states;	     /* MuJS states kept for reuse, one bot each (8) */
+	int runs_per_state;  /* a state is rebuilt after this many runs (1000) */
 };
 extern const struct wk_js_limits wk_js_default_limits;
 
-/* Runs the request. host may be NULL. Never returns NULL except when out of memory outside MuJS. */
+/*
+ * The engine: a few MuJS states reused across runs, one bot per state (so no bot sees another's
+ * data), the globals a run creates deleted after it, a state rebuilt after runs_per_state runs or when
+ * it ran out of memory. One caller at a time. limits is copied (NULL = defaults).
+ */
+struct wk_js_engine;
+struct wk_js_engine *wk_js_engine_new(const struct wk_js_limits *limits);
+void wk_js_engine_free(struct wk_js_engine *e); /* NULL-safe */
+/* Runs the request (borrowed). host may be NULL. Returns the reply (new reference); NULL only when out
+ * of memory outside MuJS. */
+json_t *wk_js_engine_run(struct wk_js_engine *e, const json_t *req, const struct wk_js_host *host);
+
+/* One run on a fresh engine (tests, tools). */
 json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits, const struct wk_js_host *host);
 
 #endif

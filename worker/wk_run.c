@@ -18,27 +18,31 @@ const char *wk_outcome_name(enum wk_outcome o)
 	return names[o];
 }
 
-/* Everything a run reads, in one round trip, as one JSON document. */
+/* Everything the runs of a batch read, in one round trip: a JSON document per job (index i). */
 static const char SNAPSHOT_SQL[] =
-	"SELECT json_build_object("
+	"SELECT x.i, json_build_object("
 	" 'bot', (SELECT json_build_object('id', b.id, 'name', b.name, 'business_id', b.business_id,"
 	"          'attributes', coalesce((SELECT jsonb_object_agg(a.key, a.value) FROM bot_attributes a"
 	"                                  WHERE a.bot_id = b.id), '{}'::jsonb))"
-	"         FROM bots b WHERE b.id = $1),"
+	"         FROM bots b WHERE b.id = x.bot_id),"
 	" 'lead', (SELECT row_to_json(l) FROM (SELECT id, name, channel, attributes, tags, status_id, muted,"
-	"          created_at FROM leads WHERE bot_id = $1 AND id = $2) l),"
+	"          created_at FROM leads WHERE bot_id = x.bot_id AND id = x.lead_id) l),"
 	" 'ticket', (SELECT row_to_json(t) FROM (SELECT id, lead_id, data FROM tickets"
-	"            WHERE bot_id = $1 AND id = $3) t),"
-	" 'target', CASE $4"
+	"            WHERE bot_id = x.bot_id AND id = x.ticket_id) t),"
+	" 'target', CASE x.kind"
 	"   WHEN 'trigger' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, condition, script_id, version"
-	"        FROM triggers WHERE bot_id = $1 AND (id = $5::bigint OR code = $6) LIMIT 1) t)"
+	"        FROM triggers WHERE bot_id = x.bot_id AND (id = x.target_id OR code = x.target_code) LIMIT 1) t)"
 	"   WHEN 'script' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, version"
-	"        FROM scripts WHERE bot_id = $1 AND (id = $5::bigint OR code = $6) LIMIT 1) t)"
+	"        FROM scripts WHERE bot_id = x.bot_id AND (id = x.target_id OR code = x.target_code) LIMIT 1) t)"
 	"   WHEN 'broadcast' THEN (SELECT row_to_json(t) FROM (SELECT b.id, b.code, b.body, b.condition, b.script_id,"
 	"        b.version, s.body AS script FROM broadcasts b LEFT JOIN scripts s ON s.bot_id = b.bot_id"
-	"        AND s.id = b.script_id WHERE b.bot_id = $1 AND (b.id = $5::bigint OR b.code = $6) LIMIT 1) t)"
+	"        AND s.id = b.script_id WHERE b.bot_id = x.bot_id AND (b.id = x.target_id OR b.code = x.target_code)"
+	"        LIMIT 1) t)"
 	"   END"
-	")::text";
+	")::text"
+	" FROM jsonb_to_recordset($1::jsonb) AS x(i integer, bot_id bigint, lead_id bigint, ticket_id bigint, kind "
+	"text,"
+	"      target_id bigint, target_code text)";
 
 static void fail(struct wk_result *r, enum wk_outcome o, const char *fmt, ...) CM_PRINTF(3, 4);
 static void fail(struct wk_result *r, enum wk_outcome o, const char *fmt, ...)
@@ -50,30 +54,49 @@ static void fail(struct wk_result *r, enum wk_outcome o, const char *fmt, ...)
 	r->outcome = o;
 }
 
-int wk_run_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char *errstr, size_t errstr_size)
+int wk_run_snapshots(const struct wk_run_ctx *ctx, struct wk_result *res, size_t n, char *errstr, size_t errstr_size)
 {
-	const struct cm_job *j = &r->claimed->job;
-	char bot[24], lead[24], ticket[24], tid[24];
-	snprintf(bot, sizeof(bot), "%" PRId64, j->bot_id);
-	snprintf(lead, sizeof(lead), "%" PRId64, j->lead_id);
-	snprintf(ticket, sizeof(ticket), "%" PRId64, j->ticket_id);
-	snprintf(tid, sizeof(tid), "%" PRId64, j->target_id);
-	const char *p[] = {bot,
-			   j->lead_id ? lead : NULL,
-			   j->ticket_id ? ticket : NULL,
-			   j->kind != CM_TARGET_NONE ? cm_target_kind_name(j->kind) : NULL,
-			   j->target_id ? tid : NULL,
-			   j->target_code};
-	PGresult *res = cm_pg_query(ctx->conn, SNAPSHOT_SQL, 6, p, errstr, errstr_size);
-	if (!res)
+	json_t *keys = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct cm_job *j = &res[i].claimed->job;
+		json_t *k = json_pack("{sI sI}", "i", (json_int_t)i, "bot_id", (json_int_t)j->bot_id);
+		if (j->lead_id)
+			json_object_set_new(k, "lead_id", json_integer(j->lead_id));
+		if (j->ticket_id)
+			json_object_set_new(k, "ticket_id", json_integer(j->ticket_id));
+		if (j->kind != CM_TARGET_NONE)
+			json_object_set_new(k, "kind", json_string(cm_target_kind_name(j->kind)));
+		if (j->target_id)
+			json_object_set_new(k, "target_id", json_integer(j->target_id));
+		if (j->target_code)
+			json_object_set_new(k, "target_code", json_string(j->target_code));
+		json_array_append_new(keys, k);
+	}
+	char *text = json_dumps(keys, JSON_COMPACT);
+	json_decref(keys);
+	const char *p[] = {text};
+	PGresult *pr = text ? cm_pg_query(ctx->conn, SNAPSHOT_SQL, 1, p, errstr, errstr_size) : NULL;
+	free(text);
+	if (!pr)
 		return -1;
-	r->snapshot = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	PQclear(res);
-	if (!r->snapshot) {
-		snprintf(errstr, errstr_size, "snapshot is not JSON");
-		return -1;
+	for (int row = 0; row < PQntuples(pr); row++) {
+		size_t i = (size_t)atoi(PQgetvalue(pr, row, 0));
+		if (i < n)
+			res[i].snapshot = json_loads(PQgetvalue(pr, row, 1), 0, NULL);
+	}
+	PQclear(pr);
+	for (size_t i = 0; i < n; i++) {
+		if (!res[i].snapshot) {
+			snprintf(errstr, errstr_size, "no snapshot for job %s", res[i].claimed->job.job_id);
+			return -1;
+		}
 	}
 	return 0;
+}
+
+int wk_run_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char *errstr, size_t errstr_size)
+{
+	return wk_run_snapshots(ctx, r, 1, errstr, errstr_size);
 }
 
 const char *wk_run_label(const struct cm_job *j, char *buf, size_t n)
@@ -207,10 +230,6 @@ static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
 {
 	char err[512];
 	r->started_us = cm_time_now_us();
-	if (wk_run_snapshot(ctx, r, err, sizeof(err)) == -1) {
-		fail(r, WK_RETRY, "loading state: %s", err);
-		goto out;
-	}
 	json_t *req = build_request(r);
 	if (!req)
 		goto out;
@@ -258,8 +277,18 @@ int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n
 				rc = -1;
 			continue;
 		}
-		res[m].claimed = &jobs[i];
-		run_one(ctx, &res[m++]);
+		res[m++].claimed = &jobs[i];
+	}
+	/* Everything the runs read, in one query; if it fails, every run of the batch is retried later. */
+	char err[512];
+	int loaded = m > 0 && wk_run_snapshots(ctx, res, m, err, sizeof(err)) == 0;
+	for (size_t i = 0; i < m; i++) {
+		if (loaded) {
+			run_one(ctx, &res[i]);
+		} else {
+			res[i].started_us = res[i].finished_us = cm_time_now_us();
+			fail(&res[i], WK_RETRY, "loading state: %s", err);
+		}
 	}
 	if (m > 0) {
 		int committed = wk_apply_results(ctx, res, m, errstr, errstr_size);

@@ -47,7 +47,10 @@ const char *wk_outcome_name(enum wk_outcome o);
 int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n, char *errstr,
 		 size_t errstr_size) CM_MUSTCHECK;
 
-/* Loads r's snapshot (bot, lead, ticket, target) in one query. */
+/* Loads the snapshots (bot, lead, ticket, target) of res[0..n) in one query. */
+int wk_run_snapshots(const struct wk_run_ctx *ctx, struct wk_result *res, size_t n, char *errstr,
+		     size_t errstr_size) CM_MUSTCHECK;
+/* The same for one result. */
 int wk_run_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char *errstr, size_t errstr_size) CM_MUSTCHECK;
 /* The runtime request for job j on this state (lead and ticket may be NULL). A new reference. */
 json_t *wk_run_request(const struct cm_job *j, const json_t *bot, const json_t *lead, const json_t *ticket,

@@ -1,13 +1,17 @@
 /*
- * wk_runtime.c - the in-process runtime: MuJS on the caller's thread, behind the wk_runtime.h contract.
+ * wk_runtime.c - where bot JavaScript runs, behind the wk_runtime.h contract: the sandbox pool
+ * (wk_sandbox.h), or MuJS on the caller's thread when opts.sandbox is 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "wk_runtime.h"
+#include "wk_sandbox.h"
 
 struct wk_runtime {
 	struct wk_runtime_opts opts;
+	struct wk_sandbox *sb;	     /* the sandbox pool, or NULL: in-process */
+	struct wk_js_engine *engine; /* in-process */
 };
 
 struct wk_runtime *wk_runtime_new(const struct wk_runtime_opts *opts, char *errstr, size_t errstr_size)
@@ -18,18 +22,41 @@ struct wk_runtime *wk_runtime_new(const struct wk_runtime_opts *opts, char *errs
 		return NULL;
 	}
 	rt->opts = *opts;
+	rt->opts.sandbox_path = NULL; /* borrowed only until here */
+	if (opts->sandbox) {
+		struct wk_sandbox_opts so = {.path = opts->sandbox_path,
+					     .children = opts->sandbox_children,
+					     .max_runs = opts->sandbox_max_runs,
+					     .timeout_ms = opts->timeout_ms,
+					     .js = opts->js};
+		rt->sb = wk_sandbox_new(&so, errstr, errstr_size);
+		if (!rt->sb) {
+			free(rt);
+			return NULL;
+		}
+	} else if (!(rt->engine = wk_js_engine_new(&opts->js))) {
+		free(rt);
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
 	return rt;
 }
 
 void wk_runtime_free(struct wk_runtime *rt)
 {
+	if (!rt)
+		return;
+	wk_sandbox_free(rt->sb);
+	wk_js_engine_free(rt->engine);
 	free(rt);
 }
 
 json_t *wk_runtime_run(struct wk_runtime *rt, const json_t *req, const struct wk_js_host *host, char *errstr,
 		       size_t errstr_size)
 {
-	json_t *reply = wk_js_run(req, &rt->opts.js, host);
+	if (rt->sb)
+		return wk_sandbox_run(rt->sb, req, host, errstr, errstr_size);
+	json_t *reply = wk_js_engine_run(rt->engine, req, host);
 	if (!reply)
 		snprintf(errstr, errstr_size, "runtime: out of memory");
 	return reply;

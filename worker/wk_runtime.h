@@ -2,9 +2,9 @@
  * wk_runtime.h - where bot JavaScript runs: the worker asks, the runtime answers.
  *
  * The contract is wk_js.h's request/reply (a state snapshot in, effects out). Implementations:
- * in-process (MuJS called on the worker's own thread: fast, but a runaway script stalls the thread)
- * and the sandbox pool (pre-forked, locked-down children; see wk_sandbox.h when it lands). Callers
- * do not know which one they use.
+ * the sandbox pool (pre-started, locked-down children with a watchdog; wk_sandbox.h), the default,
+ * and in-process (MuJS called on the worker's own thread: a runaway script stalls the thread and a
+ * crash takes the worker down; for unit tests and debugging). Callers do not know which one they use.
  */
 #ifndef WK_RUNTIME_H
 #define WK_RUNTIME_H
@@ -15,8 +15,12 @@
 #include "wk_js.h"
 
 struct wk_runtime_opts {
-	struct wk_js_limits js; /* per-run limits */
-	int timeout_ms;		/* wall-clock limit of one run (sandbox only) */
+	struct wk_js_limits js;	  /* per-run limits */
+	int timeout_ms;		  /* wall-clock limit of one run (sandbox only) */
+	int sandbox;		  /* 1: the sandbox pool; 0 (as zeroed): in-process */
+	const char *sandbox_path; /* botjobs-sandbox; NULL = next to the executable. Borrowed during new. */
+	int sandbox_children;	  /* idle children kept ready */
+	int sandbox_max_runs;	  /* runs per child before it is replaced */
 };
 
 struct wk_runtime;
@@ -28,8 +32,8 @@ void wk_runtime_free(struct wk_runtime *rt); /* NULL-safe */
  * Runs one request (borrowed) and returns the reply (new reference, see wk_js.h); calls the code makes
  * to the outside world (findLeads, api.*) are answered by host (may be NULL). A reply with
  * outcome "failed" is a script error: the run failed. NULL means the runtime itself failed
- * (errstr set): an infrastructure error, and the run should be retried.
- * One caller at a time per runtime.
+ * (errstr set): an infrastructure error, and the run should be retried. A sandboxed run that times
+ * out or crashes is a "failed" reply (wk_sandbox.h). Any number of threads may call it at once.
  */
 json_t *wk_runtime_run(struct wk_runtime *rt, const json_t *req, const struct wk_js_host *host, char *errstr,
 		       size_t errstr_size) CM_MUSTCHECK;

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE /* ppoll */
 #include <inttypes.h>
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,6 +34,11 @@ struct wk_sched {
 	struct wk_sched_opts o;
 	pthread_t thread;
 	pthread_t heartbeat;
+	/* The jobs in hand (a JSON array of ids, NULL = none): the only leases the heartbeat extends. Jobs
+	 * whose completion failed are dropped from it, so their leases run out and another worker (or this
+	 * one) runs them again. */
+	pthread_mutex_t hand_mu;
+	char *in_hand;
 	PGconn *conn;
 	struct wk_runtime *rt;
 	struct wk_host *host; /* over conn */
@@ -110,6 +116,22 @@ static int wait_until(struct wk_sched *s, int64_t until_us, int64_t *next_due, i
 	return 0;
 }
 
+static void set_in_hand(struct wk_sched *s, const struct wk_claimed *jobs, size_t n)
+{
+	char *text = NULL;
+	if (n > 0) {
+		json_t *ids = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(ids, json_string(jobs[i].job.job_id));
+		text = json_dumps(ids, JSON_COMPACT);
+		json_decref(ids);
+	}
+	pthread_mutex_lock(&s->hand_mu);
+	free(s->in_hand);
+	s->in_hand = text;
+	pthread_mutex_unlock(&s->hand_mu);
+}
+
 static void *sched_main(void *arg)
 {
 	struct wk_sched *s = arg;
@@ -165,7 +187,10 @@ static void *sched_main(void *arg)
 				empty_claims = 0;
 				cm_metric_add(&wk_m_claimed, (long long)n);
 				cm_metric_observe(&wk_m_claim_batch, (double)n);
-				if (wk_run_batch(&ctx, jobs, n, err, sizeof(err)) == -1)
+				set_in_hand(s, jobs, n);
+				int failed = wk_run_batch(&ctx, jobs, n, err, sizeof(err)) == -1;
+				set_in_hand(s, NULL, 0);
+				if (failed)
 					cm_log_warn("scheduler: completing %zu runs failed, they run again after their "
 						    "lease: %s",
 						    n, err);
@@ -278,12 +303,19 @@ static void *heartbeat_main(void *arg)
 		if (!beat)
 			continue;
 		next = cm_time_mono_us() + period;
-		const char *p[] = {s->o.worker_id, lease};
+		pthread_mutex_lock(&s->hand_mu);
+		char *ids = s->in_hand ? strdup(s->in_hand) : NULL;
+		pthread_mutex_unlock(&s->hand_mu);
+		if (!ids)
+			continue;
+		const char *p[] = {s->o.worker_id, lease, ids};
 		if (cm_pg_command(c,
 				  "UPDATE jobs SET lease_until = clock_timestamp() + make_interval(secs => $2::integer)"
-				  " WHERE lease_owner = $1 AND state = 'running'",
-				  2, p, err, sizeof(err)) == -1)
+				  " WHERE job_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)"
+				  " AND lease_owner = $1 AND state = 'running'",
+				  3, p, err, sizeof(err)) == -1)
 			cm_log_warn("heartbeat: extending leases: %s", err);
+		free(ids);
 	}
 	cm_pg_close(c);
 	return NULL;
@@ -297,6 +329,7 @@ struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, 
 		return NULL;
 	}
 	s->o = *opts;
+	pthread_mutex_init(&s->hand_mu, NULL);
 	s->conn = cm_pg_connect(opts->pg_uri, "botjobs-worker:scheduler", errstr, errstr_size);
 	if (!s->conn)
 		goto err;
@@ -335,6 +368,8 @@ void wk_sched_stop(struct wk_sched *s)
 	atomic_store(&s->stop, 1);
 	pthread_join(s->thread, NULL);
 	pthread_join(s->heartbeat, NULL);
+	free(s->in_hand);
+	pthread_mutex_destroy(&s->hand_mu);
 	wk_host_free(s->host);
 	wk_runtime_free(s->rt);
 	cm_pg_close(s->conn);

@@ -51,8 +51,8 @@ static const char INSERT_SQL[] =
 	"  INSERT INTO outbox (topic, key, payload)"
 	"  SELECT 'events', bot_id || ':' || coalesce(lead_id::text, '-'),"
 	"         jsonb_build_object('v', 1, 'type', 'job.scheduled', 'job_id', job_id, 'bot_id', bot_id,"
-	"                            'lead_id', lead_id, 'due_at', due_at, 'is_periodic', period_sec IS NOT NULL,"
-	"                            'at', clock_timestamp())"
+	"                            'lead_id', lead_id, 'due_at', botjobs_ts(due_at),"
+	"                            'is_periodic', period_sec IS NOT NULL, 'at', botjobs_ts(clock_timestamp()))"
 	"  FROM ins WHERE $2::boolean"
 	")"
 	"SELECT count(*), coalesce((extract(epoch FROM min(due_at)) * 1000000)::bigint, 9223372036854775807) FROM ins";
@@ -87,7 +87,7 @@ static const char CANCEL_SQL[] =
 	"INSERT INTO outbox (topic, key, payload)"
 	" SELECT 'events', bot_id || ':' || coalesce(lead_id::text, '-'),"
 	"        jsonb_build_object('v', 1, 'type', 'job.cancelled', 'job_id', job_id, 'bot_id', bot_id,"
-	"                           'lead_id', lead_id, 'at', clock_timestamp())"
+	"                           'lead_id', lead_id, 'at', botjobs_ts(clock_timestamp()))"
 	" FROM (SELECT * FROM c UNION ALL SELECT * FROM l) x WHERE $2::boolean AND x.state = 'cancelled'";
 
 int wk_store_insert_envelopes(PGconn *c, const json_t *envelopes, int events, int *inserted, int64_t *min_due_us,
@@ -189,8 +189,8 @@ static const char CLAIM_SQL[] =
 	"  INSERT INTO outbox (topic, key, payload)"
 	"  SELECT 'events', u.bot_id || ':' || coalesce(u.lead_id::text, '-'),"
 	"         jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
-	"                            'lead_id', u.lead_id, 'due_at', u.due_at, 'run', u.runs + 1, 'worker', $1,"
-	"                            'at', clock_timestamp())"
+	"                            'lead_id', u.lead_id, 'due_at', botjobs_ts(u.due_at), 'run', u.runs + 1,"
+	"                            'worker', $1, 'at', botjobs_ts(clock_timestamp()))"
 	"  FROM u WHERE $4::boolean AND u.bcast_cursor IS NULL"
 	")"
 	"SELECT job_id, bot_id, lead_id, ticket_id, target_kind, target_id, target_code,"

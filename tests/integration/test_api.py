@@ -229,3 +229,24 @@ def test_catalog_serves_from_cache_while_postgresql_is_down(own_services, make_s
         s.db_conn = psycopg.connect(s.pg_uri, autocommit=True)
     wait_for(lambda: s.sql("SELECT count(*) FROM jobs")[0][0] == 2, 60, interval=0.5,
              what="the job accepted during the outage to be stored once PostgreSQL is back")
+
+
+def test_the_openapi_documents_references_resolve_from_where_it_is_served(stack):
+    doc = requests.get(stack.url + "/api/openapi.json", timeout=5).json()
+    refs = set()
+
+    def walk(x):
+        if isinstance(x, dict):
+            if isinstance(x.get("$ref"), str) and not x["$ref"].startswith("#"):
+                refs.add(x["$ref"].split("#")[0])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(doc)
+    assert refs, "the document refers to the schema files"
+    for ref in refs:
+        r = requests.get(stack.url + "/api/" + ref, timeout=5)
+        assert r.status_code == 200 and r.json().get("$schema"), ref
+    assert requests.get(stack.url + "/api/../etc/passwd.schema.json", timeout=5).status_code == 404

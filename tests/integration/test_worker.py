@@ -307,3 +307,31 @@ def test_housekeeping_deletes_only_old_finished_jobs_and_metrics_tell(make_stack
                  "botjobs_worker_consumer_lag", "botjobs_worker_jobs_claimed_total",
                  "botjobs_worker_lateness_seconds_bucket", 'botjobs_worker_runs_total{outcome="done"}'):
         assert name in m, name
+
+
+def test_a_cancel_that_arrives_before_its_schedule_still_wins(stack):
+    e = envelope(lead=1, due=now() + dt.timedelta(seconds=1), trigger_code="demo_echo",
+                 script_request_params={"text": "never"})
+    publish(stack, [{"v": 1, "type": "cancel", "job_id": e["job_id"], "bot_id": 1, "lead_id": 1}])
+    wait_for(lambda: stack.job(e["job_id"]), 10, what="the tombstone")
+    publish(stack, [e])
+    time.sleep(3)
+    assert stack.job(e["job_id"])["state"] == "cancelled"
+    assert runs_of(stack, e["job_id"]) == []
+    assert "echo" not in stack.lead(1)["attributes"]
+
+
+def test_the_claim_checks_each_leads_order_with_one_index_probe(stack):
+    """A plan regression test: the claim's per-lead check must use jobs_lead_pending with the
+    (due_at, job_id) comparison as an index condition (not a filter over the lead's pending jobs)."""
+    stack.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at)"
+              " SELECT gen_random_uuid(), 1, (i % 300) + 1, 'trigger', 'demo_echo', now() + interval '1 day'"
+              " FROM generate_series(1, 3000) i")
+    stack.sql("ANALYZE jobs")
+    plan = "\n".join(r[0] for r in stack.sql(
+        "EXPLAIN SELECT j.job_id FROM jobs j WHERE j.state = 'scheduled' AND j.due_at <= clock_timestamp()"
+        " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"
+        "   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id))"
+        " ORDER BY j.due_at LIMIT 256 FOR UPDATE SKIP LOCKED"))
+    assert "jobs_lead_pending" in plan, plan
+    assert "Index Cond: ((bot_id = j.bot_id) AND (lead_id = j.lead_id) AND (ROW(due_at, job_id) < ROW(j.due_at, j.job_id)))" in plan, plan

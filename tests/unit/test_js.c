@@ -457,3 +457,113 @@ Test(js, empty_results_are_kept)
 	cr_assert(json_is_object(json_object_get(r, "result")), "{} is a result");
 	json_decref(r);
 }
+
+/* ---- the engine: states reused per bot ---- */
+
+static json_t *bot_request(int bot, const char *code)
+{
+	json_t *r = request(code);
+	json_object_set_new(json_object_get(r, "context"), "botId", json_integer(bot));
+	return r;
+}
+
+static const char *engine_result(struct wk_js_engine *e, json_t *req, char *buf, size_t n)
+{
+	json_t *r = wk_js_engine_run(e, req, NULL);
+	json_decref(req);
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
+	snprintf(buf, n, "%s", s ? s : outcome(r));
+	free(s);
+	json_decref(r);
+	return buf;
+}
+
+Test(engine, a_runs_globals_are_gone_in_the_next_run_of_the_same_bot)
+{
+	struct wk_js_engine *e = wk_js_engine_new(NULL);
+	char buf[200];
+	cr_assert_str_eq(
+		engine_result(e, bot_request(1, "implicit = 'x'; this.explicit = 1; return 1;"), buf, sizeof(buf)),
+		"1");
+	cr_expect_str_eq(
+		engine_result(e, bot_request(1, "return [typeof implicit, typeof explicit];"), buf, sizeof(buf)),
+		"[\"undefined\",\"undefined\"]");
+	wk_js_engine_free(e);
+}
+
+Test(engine, bots_never_share_a_state)
+{
+	struct wk_js_engine *e = wk_js_engine_new(NULL);
+	char buf[200];
+	engine_result(e, bot_request(1, "Object.prototype.secret = 'bot 1'; String.prototype.x = 1; return 1;"), buf,
+		      sizeof(buf));
+	cr_expect_str_eq(engine_result(e, bot_request(2, "return [({}).secret === undefined, ''.x === undefined];"),
+				       buf, sizeof(buf)),
+			 "[true,true]");
+	/* More bots than states: the least recently used state is rebuilt, still never shared. */
+	for (int b = 10; b < 30; b++)
+		cr_expect_str_eq(engine_result(e, bot_request(b, "var s = ({}).secret; return s === undefined;"), buf,
+					       sizeof(buf)),
+				 "true", "bot %d", b);
+	wk_js_engine_free(e);
+}
+
+Test(engine, context_is_each_runs_own)
+{
+	struct wk_js_engine *e = wk_js_engine_new(NULL);
+	char buf[200];
+	for (int lead = 1; lead <= 3; lead++) {
+		json_t *req = bot_request(1, "return [leadId, request.json.n, request.json.n, lead.getAttr('k')];");
+		json_object_set_new(json_object_get(req, "context"), "leadId", json_integer(lead));
+		json_object_set_new(req, "params", json_pack("{si}", "n", lead * 10));
+		json_object_set_new(json_object_get(req, "lead"), "attributes", json_pack("{si}", "k", lead));
+		char want[64];
+		snprintf(want, sizeof(want), "[%d,%d,%d,\"%d\"]", lead, lead * 10, lead * 10, lead);
+		cr_expect_str_eq(engine_result(e, req, buf, sizeof(buf)), want);
+	}
+	cr_expect_str_eq(engine_result(e, bot_request(1, "leadId = 99; return leadId;"), buf, sizeof(buf)), "7",
+			 "context ids are read-only");
+	wk_js_engine_free(e);
+}
+
+Test(engine, code_changes_are_seen_and_compiled_code_is_reused)
+{
+	struct wk_js_engine *e = wk_js_engine_new(NULL);
+	char buf[200];
+	cr_expect_str_eq(engine_result(e, bot_request(1, "return 'v1';"), buf, sizeof(buf)), "\"v1\"");
+	cr_expect_str_eq(engine_result(e, bot_request(1, "return 'v2';"), buf, sizeof(buf)), "\"v2\"");
+	for (int i = 0; i < 100; i++)
+		cr_assert_str_eq(engine_result(e, bot_request(1, "return 'v1';"), buf, sizeof(buf)), "\"v1\"");
+	wk_js_engine_free(e);
+}
+
+Test(engine, a_state_that_ran_out_of_memory_is_rebuilt)
+{
+	struct wk_js_limits lim = wk_js_default_limits;
+	lim.heap_max = 4u << 20;
+	lim.runs_per_state = 3;
+	struct wk_js_engine *e = wk_js_engine_new(&lim);
+	char buf[200];
+	cr_expect_str_eq(
+		engine_result(e, bot_request(1, "var a = []; while (true) a.push('xxxxxxxxxxxxxxxx' + a.length);"), buf,
+			      sizeof(buf)),
+		"failed");
+	for (int i = 0; i < 10; i++)
+		cr_expect_str_eq(engine_result(e,
+					       bot_request(1, "var a = []; for (var i = 0; i < 1000; i++) a.push(i);"
+							      " return a.length;"),
+					       buf, sizeof(buf)),
+				 "1000", "run %d after the memory bomb", i);
+	wk_js_engine_free(e);
+}
+
+Test(js, a_request_without_params_sees_an_empty_object)
+{
+	json_t *req = request("return [typeof request.json, request.getParam('x', 'd')];");
+	json_object_del(req, "params");
+	json_t *r = run(req);
+	char *s = json_dumps(json_object_get(r, "result"), JSON_COMPACT);
+	cr_expect_str_eq(s, "[\"object\",\"d\"]", "got %s (%s)", s, error(r));
+	free(s);
+	json_decref(r);
+}
