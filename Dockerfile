@@ -10,8 +10,8 @@
 #   its sandbox children: no file opened for writing, created, renamed or removed);
 # - the worker forks its sandbox children (botjobs-sandbox, locked down with PR_SET_NO_NEW_PRIVS and seccomp):
 #   no capability is needed, and the runtime's default seccomp profile allows it;
-# - the entrypoint gives each start of a worker its own lease-owner name (scripts/docker-entrypoint.sh),
-#   then execs the command: the binary is PID 1 and handles SIGTERM itself (graceful drain);
+# - the command is the binary itself: it is PID 1, handles SIGTERM itself (graceful drain) and reaps its
+#   sandbox children;
 # - the health check asks /healthz on the producer's port, or else the worker's.
 # Expected size: ~97 MB uncompressed, ~36 MB compressed (debian:12-slim ~75 MB + ~18 MB of runtime
 # packages + ~2.5 MB of API docs + <1 MB of binaries); docs/operations.md says how that was estimated.
@@ -61,7 +61,6 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin botjobs
 COPY --from=build /src/bin/ /usr/local/bin/
-COPY scripts/docker-entrypoint.sh /usr/local/bin/botjobs-entrypoint
 COPY examples /usr/share/botjobs/examples
 COPY --from=docs /src/build/docs /usr/share/botjobs/docs
 ENV BOTJOBS_DOCS_DIR=/usr/share/botjobs/docs
@@ -72,5 +71,4 @@ ENV BOTJOBS_LOG_FORMAT=json
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD curl -fsS -o /dev/null "http://127.0.0.1:${BOTJOBS_HTTP_PORT:-8080}/healthz" \
    || curl -fsS -o /dev/null "http://127.0.0.1:${BOTJOBS_WORKER_HTTP_PORT:-9091}/healthz" || exit 1
-ENTRYPOINT ["botjobs-entrypoint"]
 CMD ["botjobs-producer"]
