@@ -160,7 +160,7 @@ def exported_metrics():
                 names[m.group(1)] = m.group(2)
             for m in re.finditer(r'CM_FAMILY\(\s*"(botjobs_[a-z0-9_]+)",.*?(CM_METRIC_[A-Z]+)', src, re.S):
                 names[m.group(1)] = m.group(2)
-            labels |= set(re.findall(r'([a-z_]+)=\\"', src))
+            labels |= set(re.findall(r'(?<![%a-z_])([a-z_]+)=\\"', src))  # not the "%sle=" of a format
     assert len(names) > 20, names
     return names, labels
 
