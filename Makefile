@@ -55,6 +55,7 @@ obj = $(patsubst %.c,$(B)/%.o,$(1))
 LIBCOMMON  := $(B)/libcommon.a
 LIBWORKER  := $(B)/libworker.a
 LIBPRODUCER := $(B)/libproducer.a
+LIBCTL     := $(B)/libctl.a
 GEN_MIGR   := $(B)/gen/cm_migrations_data.c
 
 PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobs-sandbox $(BINDIR)/botjobsctl
@@ -90,6 +91,10 @@ $(LIBWORKER): $(call obj,$(filter-out worker/main.c,$(WORK_SRC)))
 $(LIBPRODUCER): $(call obj,$(filter-out producer/main.c,$(PROD_SRC)))
 	@$(AR) rcs $@ $^
 
+# Everything of botjobsctl but main(), for the same reason.
+$(LIBCTL): $(call obj,$(filter-out ctl/main.c,$(CTL_SRC)))
+	@$(AR) rcs $@ $^
+
 $(BINDIR)/botjobs-producer: $(B)/producer/main.o $(LIBPRODUCER) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
@@ -117,19 +122,19 @@ $(B)/bench/bench_sandbox: $(B)/bench/bench_sandbox.o $(LIBWORKER) $(LIBCOMMON) |
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BINDIR)/botjobsctl: $(call obj,$(CTL_SRC)) $(LIBCOMMON)
+$(BINDIR)/botjobsctl: $(B)/ctl/main.o $(LIBCTL) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests look into the modules they test.
-$(B)/tests/unit/%.o: CFLAGS += -Iworker -Iproducer -Wno-write-strings
+$(B)/tests/unit/%.o: CFLAGS += -Iworker -Iproducer -Ictl -Wno-write-strings
 
 # The sandbox tests start the sandbox binary of the same build.
 $(B)/tests/unit/test_sandbox.o: CPPFLAGS += -DBOTJOBS_SANDBOX_BIN='"$(abspath $(BINDIR))/botjobs-sandbox"'
 $(B)/tests/test_sandbox: | $(BINDIR)/botjobs-sandbox
 
-$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBWORKER) $(LIBPRODUCER) $(LIBCOMMON)
+$(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBWORKER) $(LIBPRODUCER) $(LIBCTL) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
@@ -188,7 +193,7 @@ lint: deps-lint $(GEN_MIGR)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 		--std=c11 -Icommon --include=/usr/include/jansson.h --suppress=missingIncludeSystem \
 		--suppress=ctuuninitvar common producer worker ctl sandbox
-	clang-tidy --quiet $(filter %.c,$(C_FILES)) -- $(CPPFLAGS) -std=c17 -Icommon -Iworker -Iproducer -I$(B)/gen \
+	clang-tidy --quiet $(filter %.c,$(C_FILES)) -- $(CPPFLAGS) -std=c17 -Icommon -Iworker -Iproducer -Ictl -I$(B)/gen \
 		$(PKG_CFLAGS)
 
 clean:

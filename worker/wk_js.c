@@ -372,6 +372,8 @@ slot_for(struct wk_js_engine *e, int64_t bot_id)
 		if (!pick || (!s->J && pick->J) || (s->J && pick->J && s->used < pick->used))
 			pick = s;
 	}
+	if (!pick) /* no slots */
+		return NULL;
 	if (pick->J && pick->bot_id != bot_id)
 		slot_drop(pick);
 	pick->used = ++e->tick;

@@ -94,7 +94,7 @@ def test_tokens(stack):
     # A revoked token stops working as soon as the producer hears of it (NOTIFY).
     second = stack.ctl("token", "create", "Demo Inc", "short-lived").strip()
     wait_for(lambda: stack.schedule(ok, token=second).status_code == 202, 10, what="the new token to apply")
-    tid = [t["id"] for t in json.loads(stack.ctl("token", "list")) if t["name"] == "short-lived"][0]
+    tid = [t["id"] for t in json.loads(stack.ctl("token", "list", "--json")) if t["name"] == "short-lived"][0]
     stack.ctl("token", "revoke", str(tid))
     wait_for(lambda: stack.schedule(ok, token=second).status_code == 401, 10, what="the revocation to apply")
 

@@ -244,7 +244,7 @@ def test_broadcast_reaches_exactly_the_matching_leads_and_resumes_after_kill_9(m
     for m in msgs:
         per_lead.setdefault(m["lead_id"], set()).add(m["message_id"])
     assert set(per_lead) == got and all(len(v) == 1 for v in per_lead.values()), "one message per lead"
-    r = s.ctl("job", "show", job["job_id"])
+    r = s.ctl("job", "show", job["job_id"], "--json")
     assert '"status": "done"' in r
 
 

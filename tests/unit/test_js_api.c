@@ -18,6 +18,8 @@ struct mcase {
 	char effect[200]; /* that effect as compact, key-sorted JSON */
 };
 
+/* one row per method reads best */
+/* clang-format off */
 static const struct mcase cases[] = {
 	{"lead.getAttr", "return lead.getAttr('lang');", "\"en\"", "", ""},
 	{"lead.setAttr", "lead.setAttr('k', 7);", "", "lead.set", "{\"k\":\"7\"}"},
@@ -59,16 +61,17 @@ static const struct mcase cases[] = {
 	{"console.log", "console.log('a', 1);", "", "log", "[\"a 1\"]"},
 	{"botId leadId ticketId jobId", "return [botId, leadId, ticketId, jobId.length];", "[1,7,7,36]", "", ""},
 };
+/* clang-format on */
 
 static json_t *request_for(const char *code)
 {
-	json_t *r = json_pack(
-		"{s{sisisiss} s{sissss s{ssssssssss} s[ss] si} s{sissso} s{si s{ss}} s{ss} ss ss}", "context", "botId", 1,
-		"leadId", 7, "ticketId", 7, "jobId", "01a212f2-b91c-7e27-83e4-9f71b82b0035", "lead", "id", 7, "name",
-		"Ann", "channel", "telegram", "attributes", "lang", "en", "n", "5", "f", "2.5", "b", "true", "j",
-		"{\"a\":1}", "tags", "a", "b", "status_id", 3, "bot", "id", 1, "name", "demo", "attributes",
-		json_pack("{ss}", "greeting", "Hello"), "ticket", "id", 7, "data", "subject", "hi", "params", "text",
-		"hi", "name", "trigger t", "code", code);
+	json_t *r =
+		json_pack("{s{sisisiss} s{sissss s{ssssssssss} s[ss] si} s{sissso} s{si s{ss}} s{ss} ss ss}", "context",
+			  "botId", 1, "leadId", 7, "ticketId", 7, "jobId", "01a212f2-b91c-7e27-83e4-9f71b82b0035",
+			  "lead", "id", 7, "name", "Ann", "channel", "telegram", "attributes", "lang", "en", "n", "5",
+			  "f", "2.5", "b", "true", "j", "{\"a\":1}", "tags", "a", "b", "status_id", 3, "bot", "id", 1,
+			  "name", "demo", "attributes", json_pack("{ss}", "greeting", "Hello"), "ticket", "id", 7,
+			  "data", "subject", "hi", "params", "text", "hi", "name", "trigger t", "code", code);
 	cr_assert(r, "test request");
 	return r;
 }
@@ -97,8 +100,10 @@ ParameterizedTest(const struct mcase *c, api, every_method)
 	const char *err = json_string_value(json_object_get(reply, "error"));
 	cr_assert_str_eq(outcome, "done", "%s: failed: %s", c->method, err ? err : "");
 	if (c->result[0]) {
-		char *got = json_dumps(json_object_get(reply, "result"), JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
-		cr_expect_str_eq(got ? got : "(none)", c->result, "%s: result: got %s, want %s", c->method, got, c->result);
+		char *got =
+			json_dumps(json_object_get(reply, "result"), JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+		cr_expect_str_eq(got ? got : "(none)", c->result, "%s: result: got %s, want %s", c->method, got,
+				 c->result);
 		free(got);
 	}
 	if (c->path[0]) {
