@@ -122,6 +122,14 @@ $(B)/bench/bench_sandbox: $(B)/bench/bench_sandbox.o $(LIBWORKER) $(LIBCOMMON) |
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# bench/loadgen: the open-loop HTTP load generator of bench.py w3 and w4 (no library).
+$(B)/bench/loadgen: $(B)/bench/loadgen.o
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -o $@ $^
+
+BENCH_TOOLS := $(B)/bench/bench_sandbox $(B)/bench/loadgen
+
 $(BINDIR)/botjobsctl: $(B)/ctl/main.o $(LIBCTL) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
@@ -182,7 +190,11 @@ logs:
 run: deps all docs
 	@bash scripts/stack.sh run
 
-bench: deps all
+# Benchmarks (bench/run --help): deps with gnuplot for the plots, the binaries and the bench tools, then every
+# workload 3 times; make bench BENCH_ARGS="--quick" for a smoke run.
+bench:
+	@BOTJOBS_DEPS_BENCH=1 bash scripts/deps.sh
+	@$(MAKE) --no-print-directory all $(BENCH_TOOLS)
 	@bash bench/run $(BENCH_ARGS)
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common producer worker ctl tests -name '*.[ch]')

@@ -4,6 +4,7 @@
 #   Maven Central into .local/kafka/libs, and a Python virtualenv with the test packages in .local/venv.
 #   Also Swagger UI's static files for the API documentation page (npm, pinned: scripts/swagger-ui.sh).
 # Set BOTJOBS_DEPS_LINT=1 to add clang-format, clang-tidy and cppcheck (make lint / format-check do).
+# Set BOTJOBS_DEPS_BENCH=1 to add gnuplot (the plots of make bench) and sysstat (pidstat, to watch a run).
 # Set BOTJOBS_DEPS_BROWSER=1 to add Chromium for the docs page test (test_docs_ui.py); CI gets it unless
 # BOTJOBS_DEPS_BROWSER=0. It is large, so a plain `make deps` does not install it.
 # Set BOTJOBS_DEPS_DEPLOY=1 to add the offline checks of deploy/ (tests/integration/test_deploy.py): pinned
@@ -17,6 +18,7 @@ root=$PWD
 pkgs=(build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq-dev libmicrohttpd-dev
       libcurl4-openssl-dev libseccomp-dev libcriterion-dev postgresql postgresql-contrib curl ca-certificates procps)
 [ "${BOTJOBS_DEPS_LINT:-0}" = 1 ] && pkgs+=(clang-format clang-tidy cppcheck)
+[ "${BOTJOBS_DEPS_BENCH:-0}" = 1 ] && pkgs+=(gnuplot-nox sysstat)
 command -v java >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
 command -v python3 >/dev/null 2>&1 || pkgs+=(python3 python3-venv)
