@@ -1,423 +1,397 @@
 """
-bench.py - botjobs benchmarks (run through bench/run). Starts its own PostgreSQL (default durability)
-and Kafka broker, runs each workload `reps` times with the real binaries, and reports medians and
-ranges, never single numbers.
+bench.py - botjobs benchmarks (issue 7; run through bench/run or make bench). Starts its own PostgreSQL
+(default durability: fsync on, synchronous_commit on) and a real Kafka broker (the producer publishes with
+acks=all, idempotent), runs each workload `reps` times with the real binaries, and writes
+<out>/<date>-<host>[-quick][-tag].json and .md (median and min-max of the repetitions, never one number,
+each target of the issue with pass/miss) and PNG plots (gnuplot). Trivial trigger = reads one param, sets one
+lead attribute (bench/bot).
 
-Workloads (trivial trigger = reads one param, sets one lead attribute):
-  w1   due-job throughput: N jobs all due, stored before the workers start; jobs/s from the first run's
-       start to the last run's end, for 1 and 2 workers (--workers 1,2,4 for others), no-op trigger
-       (`return 1;`)
+  w1   due-job throughput: N jobs all due, stored before the workers start; jobs/s from the first run's start
+       to the last run's end, for 1, 2 and 4 workers (--workers), no-op trigger (`return 1;`)
   w1b  the same with the trivial trigger
-  w2   punctuality: N jobs published to Kafka, due evenly over S seconds starting 5 s out, a worker
-       idle and waiting; lateness = run start - due time (p50/p90/p99/max) and how many started early
-  w3   ingest: N schedule envelopes (due in a day, so nothing runs) already in a 6-partition jobs topic,
-       then the workers start; jobs/s stored from the first stored job to the last (consume -> validate ->
-       INSERT -> offsets), for the same worker counts as w1
-  w7   the sandbox's cost (bench/bench_sandbox.c, no database or Kafka), pinned to one core: runs/s
-       and round-trip p50/p99 of the trivial trigger in-process (wk_js_run) and through a sandbox
-       child; a respawn (spawn until the child greets); runs/s with a fresh child for every run
+  w2   punctuality: N jobs published to Kafka, due evenly over S seconds starting 5 s out, a worker idle and
+       waiting; lateness = run start - due time (p50/p90/p99/max) and how many started early
+  w3   end-to-end latency: a steady 1,000 schedule calls/s over HTTP (bench/loadgen.c, open loop, 16
+       connections) for 30 s, due now, one worker; HTTP send (client clock) -> trigger start (the worker's
+       job_runs.started_at, same host clock): p50/p90/p99/max; and the 202 latency
+  w4   ingest capacity: for 16, 64 and 256 connections, the closed-loop maximum, then open-loop steps of
+       the rate at fractions of it; capacity = the highest rate answered 202 (durable in Kafka) with
+       p99 < 50 ms counted from each request's due time, no worker running
+  w4k  the workers' side of ingest: N schedule envelopes waiting in a 6-partition topic, then the workers
+       start; jobs/s stored (consume -> validate -> INSERT -> offsets), for the worker counts of w1
+       (called w3 in result files before 2026-11-26)
+  w5   broadcast: one broadcast over 100,000 and 1,000,000 leads (--w5-leads) whose per-lead condition
+       holds for every other lead; leads/s and total time (due time -> the last chunk's commit)
+  w6   backlog: w2 once without and then `reps` times with 10,000,000 future jobs stored (due over the next
+       30 days from 1 h out; inserted straight into the jobs table, indexes rebuilt, VACUUM ANALYZE): the
+       lateness and the worker's claim cost per call (pg_stat_statements: PostgreSQL is restarted with it
+       for w6, which runs last) and EXPLAIN ANALYZE of that claim with 256 due jobs, without and with
+  w7   the sandbox's cost (bench/bench_sandbox.c, no database or Kafka), pinned to one core: runs/s and
+       round-trip p50/p99 of the trivial trigger in-process (wk_js_run) and through a sandbox child; a
+       respawn (spawn until the child greets); runs/s with a fresh child for every run
+  Memory: in every workload, the peak RSS (VmHWM, read every second) of the producer, the workers and each
+       sandbox child (the workers' children), separately.
 
-For w1 and w3 each run also records where the CPU went (PostgreSQL's processes, the workers, the Kafka
+For w1 and w4k each run also records where the CPU went (PostgreSQL's processes, the workers, the Kafka
 broker: CPU seconds per 1000 jobs), PostgreSQL's WAL bytes, transactions (read-only ones included) and WAL
-flushes (pg_stat_wal.wal_sync: what durable commits cost) per job, and the workers' peak RSS, so a run on a
-small shared machine still says what a bigger one would be bound by.
+flushes (pg_stat_wal.wal_sync: what durable commits cost) per job; w4 records the producer's, Kafka's and
+the load generator's CPU per 1000 requests, so a run on a small shared machine still says what a bigger one
+would be bound by.
 """
 import argparse
 import datetime as dt
 import json
-import os
 import pathlib
-import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
+import traceback
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-import conftest  # noqa: E402  (the integration harness: Stack, Postgres, Kafka)
-from confluent_kafka import Producer  # noqa: E402
+import harness
+import plots
+import workloads as wl
 
-BOT = 900
+ALL = ["w1", "w1b", "w2", "w3", "w4", "w4k", "w5", "w6", "w7"]
 
-
-def machine():
-    mem = 0
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal"):
-                mem = int(line.split()[1]) // 1024
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"host": socket.gethostname(), "cores": os.cpu_count(), "memory_mib": mem, "cpu": model,
-            "kernel": platform.release()}
-
-
-def pct(values, p):
-    s = sorted(values)
-    if not s:
-        return None
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+# (workload, which result, figure label, value: result -> summary, op, limit, unit). Pass/miss is judged on
+# the median of the repetitions (on the largest value for "started early").
+TARGETS = [
+    ("w1", lambda r: r["workers"] == 2, "W1: 2 workers, no-op trigger", lambda r: r["jobs_per_sec"], ">=", 20000,
+     "jobs/s"),
+    ("w1b", lambda r: r["workers"] == 2, "W1b: 2 workers, trivial trigger", lambda r: r["jobs_per_sec"], ">=",
+     10000, "jobs/s"),
+    ("w2", None, "W2: lateness p99", lambda r: r["p99_ms"], "<=", 5, "ms"),
+    ("w2", None, "W2: lateness max", lambda r: r["max_ms"], "<=", 20, "ms"),
+    ("w2", None, "W2: started early (largest of the runs)", lambda r: r["early"], "max==", 0, "jobs"),
+    ("w3", None, "W3: HTTP send -> trigger start p99", lambda r: r["e2e_p99_ms"], "<=", 10, "ms"),
+    ("w3", None, "W3: HTTP 202 p99", lambda r: r["http_p99_ms"], "<=", 5, "ms"),
+    ("w4", None, "W4: capacity at 256 connections (p99 < 50 ms)",
+     lambda r: r["conns"].get("256", {}).get("capacity_per_s"), ">=", 30000, "requests/s"),
+    ("w5", None, "W5: broadcast", lambda r: r["leads_per_s"], ">=", 50000, "leads/s"),
+]
+MEMORY_TARGETS = {"producer_mib": 64, "worker_mib": 64, "sandbox_mib": 16}
 
 
-def summary(values):
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and abs(v) < 1000 and unit not in ("jobs/s", "leads/s", "requests/s"):
+        return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+    return f"{round(v):,}"
 
 
-TICK = os.sysconf("SC_CLK_TCK")
+def cell(sm, unit=""):
+    """median (min-max) of a summary."""
+    if not isinstance(sm, dict) or sm.get("median") is None:
+        return "-"
+    if sm["min"] == sm["max"]:
+        return fmt(sm["median"], unit)
+    return f"{fmt(sm['median'], unit)} ({fmt(sm['min'], unit)}-{fmt(sm['max'], unit)})"
 
 
-def proc_stat(pid):
-    """(ppid, own CPU s, reaped children's CPU s) of a process, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    ppid = int(fields[1])
-    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    return ppid, (utime + stime) / TICK, (cutime + cstime) / TICK
+def judge(v, op, limit):
+    if v is None:
+        return "miss (no value)"
+    ok = v >= limit if op == ">=" else v <= limit if op in ("<=", "max<=") else v == limit
+    return "**pass**" if ok else "**miss**"
 
 
-def tree_cpu(root):
-    """CPU seconds of a process, its reaped children and its live children (PostgreSQL's backends)."""
-    st = proc_stat(root)
-    if not st:
-        return 0.0
-    total = st[1] + st[2]
-    for d in os.listdir("/proc"):
-        if d.isdigit() and int(d) != root:
-            c = proc_stat(int(d))
-            if c and c[0] == root:
-                total += c[1] + c[2]
-    return total
+def target_rows(report):
+    rows = []
+    res = report["results"]
+    for name, pick, label, value, op, limit, unit in TARGETS:
+        for r in res:
+            if r["name"] != name or "error" in r or (pick and not pick(r)):
+                continue
+            sm = value(r)
+            if name == "w5":
+                label = f"W5: broadcast over {r['leads']:,} leads"
+            v = sm.get("max") if op == "max==" else sm.get("median") if sm else None
+            rows.append((label, f"{cell(sm, unit)} {unit}", f"{'=' if op == 'max==' else op.replace('>=', '≥').replace('<=', '≤')}"
+                         f" {limit:,} {unit}", judge(v, op, limit)))
+    w2 = next((r for r in res if r["name"] == "w2" and "error" not in r), None)
+    for r in res:
+        if r["name"] == "w6" and "error" not in r:
+            base = w2["p99_ms"]["median"] if w2 else r["without"]["p99_ms"]
+            src = "W2's median p99" if w2 else "this w6's own run without the backlog"
+            rows.append((f"W6: lateness p99 with {r['backlog']:,} future jobs", cell(r["p99_ms"], "ms"),
+                         f"≤ 2 × {fmt(base, 'ms')} ms ({src})", judge(r["p99_ms"]["median"], "<=", 2 * base)))
+            c0, c1 = (r["without"] or {}).get("claim"), r.get("claim")
+            if c0 and c1:
+                rows.append(("W6: the worker's claim, mean per call (pg_stat_statements)",
+                             f"{fmt(c1['mean_ms'], 'ms')} ms with, {fmt(c0['mean_ms'], 'ms')} without",
+                             "≤ 2 × without (not degraded)", judge(c1["mean_ms"], "<=", 2 * c0["mean_ms"])))
+    for role, limit in MEMORY_TARGETS.items():
+        worst = None
+        for r in res:
+            sm = r.get("memory", {}).get(role)
+            if sm and sm.get("median") is not None and (worst is None or sm["median"] > worst[1]["median"]):
+                worst = (r["name"], sm)
+        if worst:
+            rows.append((f"Memory: {role[:-4]} peak RSS{' (each child)' if role == 'sandbox_mib' else ''}, "
+                         f"largest in any workload ({worst[0]})", cell(worst[1], "MiB") + " MiB",
+                         f"≤ {limit} MiB", judge(worst[1]["median"], "<=", limit)))
+    return rows
 
 
-def peak_rss_mib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+def section(r):
+    """The Markdown lines of one workload's result."""
+    n = r["name"]
+    if "error" in r:
+        return [f"**{n} failed**: `{r['error']}`"]
+    if n in ("w1", "w1b"):
+        return [f"| {n}: {r['jobs']:,} due jobs, {r['workers']} worker(s), {r['trigger']} trigger | jobs/s "
+                f"| {cell(r['jobs_per_sec'], 'jobs/s')} |"]
+    if n == "w4k":
+        return [f"| w4k: {r['jobs']:,} jobs stored from {r['partitions']} partitions, {r['workers']} worker(s) "
+                f"| jobs/s | {cell(r['jobs_per_sec'], 'jobs/s')} |"]
+    if n == "w2":
+        return [f"| w2: {r['jobs']:,} jobs over {r['spread_sec']} s | lateness {k[:-3] if k.endswith('_ms') else k}"
+                f"{' ms' if k.endswith('_ms') else ''} | {cell(r[k], 'ms')} |"
+                for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "early")]
+    if n == "w3":
+        lab = f"w3: {r['rate']:,}/s for {r['secs']} s, {r['conns']} connections, {r['workers']} worker"
+        names = [("e2e_p50_ms", "HTTP send -> trigger start p50 ms"), ("e2e_p90_ms", "send -> start p90 ms"),
+                 ("e2e_p99_ms", "send -> start p99 ms"), ("e2e_max_ms", "send -> start max ms"),
+                 ("http_p50_ms", "HTTP 202 p50 ms"), ("http_p99_ms", "HTTP 202 p99 ms"),
+                 ("http_max_ms", "HTTP 202 max ms"), ("due_to_start_p50_ms", "due time (the producer took the call) -> start p50 ms"),
+                 ("due_to_start_p99_ms", "due time -> start p99 ms"),
+                 ("accepted_to_stored_p50_ms", "producer took the call -> stored by the worker p50 ms"),
+                 ("accepted_to_stored_p99_ms", "took the call -> stored p99 ms"),
+                 ("stored_to_start_p50_ms", "stored -> trigger start p50 ms"),
+                 ("stored_to_start_p99_ms", "stored -> trigger start p99 ms"),
+                 ("sent_per_s", "calls sent per s"), ("accepted", "answered 202"), ("not_202", "other answers")]
+        return [f"| {lab} | {label} | {cell(r[k], 'ms')} |" for k, label in names]
+    if n == "w4":
+        out = []
+        for conns, c in r["conns"].items():
+            out += [f"| w4: {conns} connections | capacity: 202/s with p99 < {r['p99_limit_ms']} ms "
+                    f"| {cell(c['capacity_per_s'], 'requests/s')} |",
+                    f"| w4: {conns} connections | p99 ms at that rate | {cell(c['p99_ms_at_capacity'], 'ms')} |",
+                    f"| w4: {conns} connections | closed loop: 202/s (p99 ms) | "
+                    f"{cell(c['closed_loop_per_s'], 'requests/s')} ({cell(c['closed_loop_p99_ms'], 'ms')}) |",
+                    f"| w4: {conns} connections | CPU ms per 1,000 calls, closed loop: producer / Kafka / loadgen | "
+                    f"{cell(c['producer_cpu_ms_per_1k'])} / {cell(c['kafka_cpu_ms_per_1k'])} / "
+                    f"{cell(c['loadgen_cpu_ms_per_1k'])} |"]
+        return out
+    if n == "w5":
+        return [f"| w5: broadcast over {r['leads']:,} leads ({r['matched']:,} matched) | leads/s "
+                f"| {cell(r['leads_per_s'], 'leads/s')} |",
+                f"| w5: broadcast over {r['leads']:,} leads | total s | {cell(r['total_s'], 's')} |"]
+    if n == "w6":
+        lab = f"w6: {r['jobs']:,} jobs over {r['spread_sec']} s"
+        w = r["without"]
+        out = [f"| {lab}, {r['backlog']:,} future jobs | lateness {k[:-3] if k.endswith('_ms') else k}"
+               f"{' ms' if k.endswith('_ms') else ''} | {cell(r[k], 'ms')} (without: {fmt(w[k], 'ms')}) |"
+               for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "early")]
+        for when, x in (("without", w), ("with", r)):
+            c = x.get("claim")
+            if c:
+                out.append(f"| w6: the worker's claim as it ran, {when} the backlog (pg_stat_statements) "
+                           f"| per call: mean / max ms, blocks | {fmt(c['mean_ms'], 'ms')} / {fmt(c['max_ms'], 'ms')}"
+                           f", {c['blocks_per_call']:,} ({c['calls']:,} calls) |")
+            for e in (x.get("explain"), x.get("explain_partial")):
+                if e and "error" in e:
+                    out.append(f"| w6: EXPLAIN ANALYZE of the claim | - | {e['error']} |")
+                elif e:
+                    out.append(f"| w6: EXPLAIN ANALYZE of the claim: {e['due']} due, batch {e['batch']}, {when} the "
+                               f"backlog | execution / planning ms | {fmt(e['exec_ms'], 'ms')} / "
+                               f"{fmt(e['plan_ms'], 'ms')} |")
+        ld = r["load"]
+        out.append(f"| w6: storing the backlog | insert / index / vacuum s, table MiB | {ld['insert_s']} / "
+                   f"{ld['index_s']} / {ld['vacuum_analyze_s']}, {ld['table_mib']:,} |")
+        return out
+    if n == "w7":
+        out = []
+        for part, label in (("in_process", "in-process wk_js_run"), ("sandbox", "through a sandbox child"),
+                            ("respawn", "respawn (spawn until hello)"),
+                            ("fresh_child_per_run", "a fresh child per run")):
+            for k, v in r[part].items():
+                out.append(f"| w7: trivial trigger, one core, {label} | {k} | {cell(v)} |")
+        return out
+    return []
 
 
-class Meter:
-    """CPU of PostgreSQL, the workers and Kafka, WAL and commits, between start() and stop()."""
-
-    def __init__(self, b, s):
-        self.b, self.s = b, s
-
-    def pg_counters(self):
-        """WAL bytes, transactions (read-only ones too) and WAL flushes to disk (the durable commits' cost)."""
-        wal, xacts, syncs = self.s.sql(
-            "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn,"
-            " (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),"
-            " (SELECT wal_sync FROM pg_stat_wal)")[0]
-        return int(wal), int(xacts), int(syncs)
-
-    def start(self):
-        self.t0 = time.monotonic()
-        self.pg0, self.kafka0 = tree_cpu(self.b.pg_pid()), tree_cpu(self.b.kafka_pid())
-        self.wal0, self.xacts0, self.syncs0 = self.pg_counters()
-
-    def stop(self, jobs):
-        """Call before the workers stop (their CPU is read from /proc)."""
-        wall = time.monotonic() - self.t0
-        pg, kafka = tree_cpu(self.b.pg_pid()) - self.pg0, tree_cpu(self.b.kafka_pid()) - self.kafka0
-        workers = sum(tree_cpu(w.p.pid) for w in self.s.workers if w.alive())
-        wal, xacts, syncs = self.pg_counters()
-        rss = [peak_rss_mib(w.p.pid) for w in self.s.workers if w.alive()]
-        k = 1000 / jobs
-        return {"wall_s": round(wall, 2), "loadavg_1m_after": round(os.getloadavg()[0], 2),
-                "cpu_s_per_1k_jobs": {"postgres": round(pg * k, 3),
-                "workers": round(workers * k, 3), "kafka": round(kafka * k, 3)},
-                "wal_bytes_per_job": round((wal - self.wal0) / jobs),
-                "transactions_per_1k_jobs": round((xacts - self.xacts0) * k, 1),
-                "wal_syncs_per_1k_jobs": round((syncs - self.syncs0) * k, 1),
-                "worker_peak_rss_mib": max(r for r in rss if r) if rss else None}
-
-
-class Bench:
-    def __init__(self, workdir):
-        self.dir = pathlib.Path(workdir)
-        port = conftest.free_port()
-        subprocess.run(["bash", str(ROOT / "scripts/pg.sh"), "start", str(self.dir / "pg"), str(port)], check=True,
-                       capture_output=True)
-        self.pg = conftest.Postgres(port)
-        kport, cport = conftest.free_port(), conftest.free_port()
-        subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), "start", str(self.dir / "kafka"), str(kport),
-                        str(cport)], check=True, capture_output=True)
-        version = subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), "version"], check=True,
-                                 capture_output=True, text=True).stdout.strip()
-        self.kafka = conftest.Kafka(f"127.0.0.1:{kport}", version)
-
-    def pg_pid(self):
-        return int((self.dir / "pg" / "postmaster.pid").read_text().split()[0])
-
-    def kafka_pid(self):
-        return int((self.dir / "kafka" / "kafka.pid").read_text().split()[0])
-
-    def close(self):
-        subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), "stop", str(self.dir / "kafka")])
-        subprocess.run(["bash", str(ROOT / "scripts/pg.sh"), "destroy", str(self.dir / "pg")])
-
-    def stack(self, leads):
-        d = self.dir / uuid.uuid4().hex[:8]
-        d.mkdir()
-        s = conftest.Stack(self.pg, self.kafka, d)
-        s.ctl("load", str(ROOT / "bench" / "bot"))
-        s.sql("INSERT INTO leads (bot_id, id) SELECT %s, i FROM generate_series(1, %s) i", BOT, leads)
-        return s
-
-
-def reset(s):
-    s.sql("TRUNCATE jobs, job_runs, outbox")
-    s.sql("UPDATE leads SET attributes = '{}' WHERE bot_id = %s", BOT)
-    s.sql("VACUUM ANALYZE jobs")
-
-
-def w1(b, n, workers, trigger, reps):
-    s = b.stack(leads=max(1000, n // 10))
-    rates, costs = [], []
-    try:
-        for _ in range(reps):
-            # The previous run's workers stop first: left running, they would start on these jobs early.
-            for w in s.workers:
-                w.stop()
-            s.workers, s.procs = [], []
-            reset(s)
-            s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, params)"
-                  " SELECT gen_random_uuid(), %s, (i %% %s) + 1, 'trigger', %s, now() - interval '1 second',"
-                  " jsonb_build_object('n', i) FROM generate_series(1, %s) i",
-                  BOT, max(1000, n // 10), trigger, n)
-            s.sql("VACUUM ANALYZE jobs")
-            meter = Meter(b, s)
-            meter.start()
-            for _ in range(workers):
-                s.start_worker()
-            conftest.wait_for(lambda: s.sql("SELECT count(*) FROM job_runs")[0][0] >= n, 600, interval=0.5,
-                              what=f"{n} runs")
-            costs.append(meter.stop(n))
-            first, last = s.sql("SELECT min(started_at), max(finished_at) FROM job_runs")[0]
-            failed = s.sql("SELECT count(*) FROM job_runs WHERE outcome <> 'done'")[0][0]
-            assert failed == 0, f"{failed} runs did not succeed"
-            rates.append(round(n / (last - first).total_seconds()))
-    finally:
-        s.close()
-    return {"jobs": n, "workers": workers, "trigger": trigger, "jobs_per_sec": summary(rates), "costs": costs}
-
-
-def w3(b, n, workers, reps):
-    """Ingest: Kafka -> validate -> PostgreSQL, with the messages waiting before the workers start."""
-    s = b.stack(leads=1000)
-    rates, costs = [], []
-    try:
-        for _ in range(reps):
-            for w in s.workers:
-                w.stop()
-            s.workers, s.procs = [], []
-            reset(s)
-            # Fresh topics and group per run: the workers read exactly this run's messages from the start.
-            tag = uuid.uuid4().hex[:8]
-            s.prefix, s.group = f"b{tag}.", f"bench-{tag}"
-            s.env.update(BOTJOBS_TOPIC_PREFIX=s.prefix, BOTJOBS_GROUP_ID=s.group, BOTJOBS_PARTITIONS="6")
-            s.ctl("topics")
-            topic = s.topic("jobs")
-            p = Producer({"bootstrap.servers": b.kafka.brokers, "enable.idempotence": True, "linger.ms": 20,
-                          "compression.type": "lz4"})
-            due = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat().replace("+00:00", "Z")
-            for i in range(n):
-                lead = i % 1000 + 1
-                env = {"v": 1, "type": "schedule", "job_id": str(uuid.uuid4()), "bot_id": BOT, "lead_id": lead,
-                       "trigger_code": "trivial", "due_at": due, "script_request_params": {"n": i}}
-                while True:
-                    try:
-                        p.produce(topic, json.dumps(env).encode(), key=f"{BOT}:{lead}".encode())
-                        break
-                    except BufferError:  # the client's queue is full: let deliveries drain it
-                        p.poll(0.2)
-                if i % 1000 == 0:
-                    p.poll(0)
-            assert p.flush(120) == 0, "not every message reached Kafka"
-            meter = Meter(b, s)
-            meter.start()
-            for _ in range(workers):
-                s.start_worker()
-            conftest.wait_for(lambda: s.sql("SELECT count(*) FROM jobs")[0][0] >= n, 600, interval=0.2,
-                              what=f"{n} stored jobs")
-            costs.append(meter.stop(n))
-            first, last = s.sql("SELECT min(created_at), max(created_at) FROM jobs")[0]
-            rates.append(round(n / max((last - first).total_seconds(), 1e-3)))
-    finally:
-        s.close()
-    return {"jobs": n, "workers": workers, "partitions": 6, "jobs_per_sec": summary(rates), "costs": costs}
-
-
-def w2(b, n, spread, reps):
-    s = b.stack(leads=max(1000, n))
-    s.start_worker()
-    results = []
-    try:
-        for _ in range(reps):
-            reset(s)
-            p = Producer({"bootstrap.servers": b.kafka.brokers, "enable.idempotence": True, "linger.ms": 5})
-            start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)
-            for i in range(n):
-                due = start + dt.timedelta(seconds=spread * i / n)
-                env = {"v": 1, "type": "schedule", "job_id": str(uuid.uuid4()), "bot_id": BOT, "lead_id": i + 1,
-                       "trigger_code": "trivial", "due_at": due.isoformat().replace("+00:00", "Z"),
-                       "script_request_params": {"n": i}}
-                p.produce(s.topic("jobs"), json.dumps(env).encode(), key=f"{BOT}:{i + 1}".encode())
-                if i % 1000 == 0:
-                    p.poll(0)
-            p.flush(30)
-            conftest.wait_for(lambda: s.sql("SELECT count(*) FROM job_runs")[0][0] >= n, spread + 120,
-                              interval=0.5, what=f"{n} runs")
-            late = [float(r[0]) * 1000 for r in s.sql(
-                "SELECT extract(epoch FROM r.started_at - r.due_at) FROM job_runs r")]
-            results.append({"p50_ms": pct(late, 50), "p90_ms": pct(late, 90), "p99_ms": pct(late, 99),
-                            "max_ms": max(late), "early": sum(1 for x in late if x < 0)})
-    finally:
-        s.close()
-    out = {"jobs": n, "spread_sec": spread}
-    for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "early"):
-        out[k] = summary([round(r[k], 3) for r in results])
-    return out
-
-
-def w7(runs, respawns, reps):
-    exe = ROOT / "build" / "rel" / "bench" / "bench_sandbox"
-    subprocess.run(["make", "-s", str(exe.relative_to(ROOT))], cwd=ROOT, check=True)
-    results = []
-    for _ in range(reps):
-        out = subprocess.run([str(exe), "--runs", str(runs), "--respawns", str(respawns),
-                              "--sandbox", str(ROOT / "bin" / "botjobs-sandbox")],
-                             check=True, capture_output=True, text=True).stdout
-        results.append(json.loads(out))
-    out = {"runs": runs, "respawns": respawns, "cpu": results[0]["cpu"]}
-    for part in ("in_process", "sandbox", "respawn", "fresh_child_per_run"):
-        out[part] = {k: summary([r[part][k] for r in results]) for k in results[0][part]}
-    return out
-
-
-W7_ROWS = [("in_process", "in-process wk_js_run"), ("sandbox", "through a sandbox child"),
-           ("respawn", "respawn (spawn until hello)"), ("fresh_child_per_run", "a fresh child per run")]
-
-
-def markdown(report):
+def markdown(report, pngs):
     m = report["machine"]
+    d = report["durability"]
     lines = [f"# botjobs benchmarks {report['date']}", "",
-             f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_mib']} MiB, kernel {m['kernel']}; "
-             + (f"PostgreSQL with default durability, Apache Kafka {report['kafka']}. " if report["kafka"]
-                else "no database or broker (w7 only). ") +
-             f"Each figure: median of {report['reps']} runs (min-max). Commit {report.get('commit', '?')}; "
-             f"load average before the run {report.get('loadavg_before', '?')}.", "",
-             "| workload | figure | median | min-max |", "|---|---|---|---|"]
-    for r in report["results"]:
-        if r["name"] == "w7":
-            for part, label in W7_ROWS:
-                for k, v in r[part].items():
-                    lines.append(f"| w7: trivial trigger, one core, {label} | {k} | {v['median']:.1f} "
-                                 f"| {v['min']:.1f}-{v['max']:.1f} |")
-        elif r["name"].startswith("w1"):
-            v = r["jobs_per_sec"]
-            lines.append(f"| {r['name']}: {r['jobs']} due jobs, {r['workers']} worker(s), {r['trigger']} trigger "
-                         f"| jobs/s | {v['median']} | {v['min']}-{v['max']} |")
-        elif r["name"] == "w3":
-            v = r["jobs_per_sec"]
-            lines.append(f"| w3: {r['jobs']} jobs ingested from {r['partitions']} partitions, {r['workers']} "
-                         f"worker(s) | jobs/s | {v['median']} | {v['min']}-{v['max']} |")
-        else:
-            for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "early"):
-                v = r[k]
-                lines.append(f"| {r['name']}: {r['jobs']} jobs over {r['spread_sec']} s | lateness {k} "
-                             f"| {v['median']} | {v['min']}-{v['max']} |")
+             f"**Machine**: {m['cpu']}, {m['cores']} cores, {m['memory_mib']:,} MiB, kernel {m['kernel']}, host "
+             f"{m['host']}. **Software**: PostgreSQL {report['postgres'] or '-'}"
+             + (f" (fsync={d['fsync']}, synchronous_commit={d['synchronous_commit']}, "
+                f"full_page_writes={d['full_page_writes']}, shared_buffers={d['shared_buffers']})" if d else "")
+             + f", Apache Kafka {report['kafka'] or '-'} (one broker; the producer: acks=all, idempotent). "
+             f"**Commit** {report['commit']}. **Mode**: {'quick' if report['quick'] else 'full'}, "
+             f"{report['reps']} repetition(s) per workload; figures are median (min-max). Load average before "
+             f"{report['loadavg_before']}, after {report['loadavg_after']}; the run took "
+             f"{report['duration_s'] / 60:.1f} min.", ""]
+    rows = target_rows(report)
+    if rows:
+        lines += ["## Targets (issue 7)", "", "| figure | measured | target | |", "|---|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} | {e} |" for a, b, c, e in rows]
+        lines.append("")
+    lines += ["## Every figure", "", "| workload | figure | median (min-max) |", "|---|---|---|"]
+    order = {n: i for i, n in enumerate(ALL)}
+    for r in sorted(report["results"], key=lambda r: order.get(r["name"], 99)):
+        lines += section(r)
+    lines.append("")
+    mems = [r for r in report["results"] if r.get("memory")]
+    if mems:
+        lines += ["## Memory: peak RSS (VmHWM), MiB", "",
+                  "| workload | producer | worker | sandbox child (largest) | sandbox children seen |",
+                  "|---|---|---|---|---|"]
+        for r in mems:
+            mm = r["memory"]
+
+            def mc(role, mm=mm):
+                sm = mm.get(role)
+                if not sm or sm.get("median") is None:
+                    return "-"
+                return cell(sm, "MiB") + ("" if sm["median"] <= MEMORY_TARGETS[role] else " **(over target)**")
+            lines.append(f"| {label_of(r)} | {mc('producer_mib')} | {mc('worker_mib')} | {mc('sandbox_mib')} "
+                         f"| {mm.get('sandbox_children', '-')} |")
+        lines.append("")
     costs = [r for r in report["results"] if r.get("costs")]
     if costs:
-        lines += ["", "Where the CPU went (median of the runs; CPU seconds per 1000 jobs, all on the same machine):",
-                  "", "| workload | postgres | workers | kafka | WAL bytes/job | transactions/1k jobs | WAL flushes/1k jobs "
-                  "| worker peak RSS MiB | load avg (1 min) after each run |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["## Where the CPU went", "", "Median of the runs; CPU seconds per 1000 jobs, all on the same machine.",
+                  "", "| workload | postgres | workers | kafka | WAL bytes/job | transactions/1k jobs | WAL flushes/1k "
+                  "jobs | load avg (1 min) after each run |", "|---|---|---|---|---|---|---|---|"]
         for r in costs:
-            def med(f):
+            def med(f, r=r):
                 vals = [f(c) for c in r["costs"] if f(c) is not None]
                 return round(statistics.median(vals), 3) if vals else None
-            label = (f"{r['name']}: {r['workers']} worker(s)" + (f", {r['trigger']}" if "trigger" in r else ""))
-            lines.append(f"| {label} | {med(lambda c: c['cpu_s_per_1k_jobs']['postgres'])} "
+            lines.append(f"| {label_of(r)} | {med(lambda c: c['cpu_s_per_1k_jobs']['postgres'])} "
                          f"| {med(lambda c: c['cpu_s_per_1k_jobs']['workers'])} "
                          f"| {med(lambda c: c['cpu_s_per_1k_jobs']['kafka'])} | {med(lambda c: c['wal_bytes_per_job'])} "
-                         f"| {med(lambda c: c['transactions_per_1k_jobs'])} | {med(lambda c: c['wal_syncs_per_1k_jobs'])} "
-                         f"| {med(lambda c: c['worker_peak_rss_mib'])} "
+                         f"| {med(lambda c: c['transactions_per_1k_jobs'])} "
+                         f"| {med(lambda c: c['wal_syncs_per_1k_jobs'])} "
                          f"| {', '.join(str(c.get('loadavg_1m_after', '?')) for c in r['costs'])} |")
-    return "\n".join(lines) + "\n"
+        lines.append("")
+    for r in report["results"]:
+        for k in ("explain", "explain_partial"):
+            e = r.get(k) if r["name"] == "w6" else None
+            if e and e.get("plan"):
+                lines += [f"## W6: the claim's plan with the backlog, {e['due']} jobs due, batch {e['batch']}", "",
+                          "```", e["plan"], "```", ""]
+    if pngs:
+        lines += ["## Plots", ""] + [f"![{k}]({v})" for k, v in pngs.items()] + [""]
+    return "\n".join(lines)
+
+
+def label_of(r):
+    n = r["name"]
+    if n in ("w1", "w1b"):
+        return f"{n}: {r['workers']} worker(s), {r['trigger']}"
+    if n == "w4k":
+        return f"w4k: {r['workers']} worker(s)"
+    if n == "w5":
+        return f"w5: {r['leads']:,} leads"
+    return n
+
+
+def run(name, results, fn, *args):
+    shown = [x for x in args if not isinstance(x, harness.Bench)]
+    print(f"{name} {' '.join(str(x) for x in shown)} ...", flush=True)
+    t0 = time.monotonic()
+    try:
+        r = dict(name=name, **fn(*args))
+    except Exception as e:  # one failed workload does not lose the others' results
+        traceback.print_exc()
+        r = {"name": name, "error": f"{type(e).__name__}: {e}"}
+    r["wall_s"] = round(time.monotonic() - t0, 1)
+    results.append(r)
+    brief = {k: v["median"] for k, v in r.items() if isinstance(v, dict) and "median" in v}
+    print(f"    {r['wall_s']} s", r.get("error") or brief, flush=True)
+    return r
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smaller sizes, one repetition")
-    ap.add_argument("--only", choices=["w1", "w1b", "w2", "w3", "w7"], action="append",
-                    help="run only these workloads")
-    ap.add_argument("--reps", type=int, default=None)
-    ap.add_argument("--workers", default="1,2", help="worker counts of w1, w1b and w3, e.g. 1,2,4 (default 1,2)")
-    ap.add_argument("--jobs", type=int, default=None, help="jobs per w1/w1b/w3 run (default 20000 quick, 100000)")
+    ap.add_argument("--quick", action="store_true", help="small sizes, one repetition: each workload < 1 min")
+    ap.add_argument("--only", choices=ALL, action="append", help="run only these workloads (repeatable)")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions per workload (default 3, quick 1)")
+    ap.add_argument("--workers", default=None, help="worker counts of w1, w1b and w4k (default 1,2,4)")
+    ap.add_argument("--jobs", type=int, default=None, help="jobs per w1/w1b/w4k run (default 100000, quick 10000)")
+    ap.add_argument("--w4-conns", default="16,64,256", help="connection counts of w4")
+    ap.add_argument("--w5-leads", default=None, help="lead counts of w5 (default 100000,1000000; quick 20000)")
+    ap.add_argument("--w6-backlog", type=int, default=None, help="future jobs of w6 (default 10000000, quick 200000)")
     ap.add_argument("--tag", default="", help="added to the result file names (e.g. scaleout)")
+    ap.add_argument("--out", default=str(harness.ROOT / "bench" / "results"), help="where the results go")
+    ap.add_argument("--no-plots", action="store_true", help="no PNGs (when gnuplot is missing)")
     a = ap.parse_args()
-    counts = [int(x) for x in a.workers.split(",") if x]
-    reps = a.reps or (1 if a.quick else 3)
-    n1 = a.jobs or (20000 if a.quick else 100000)
-    n2, spread = (2000, 10) if a.quick else (10000, 20)
-    only = set(a.only or ["w1", "w1b", "w2", "w7"])  # w3 only when asked
-    load_before = os.getloadavg()
-    n7, r7 = (5000, 50) if a.quick else (20000, 200)
-    results, kafka = [], None
+    q = a.quick
+    reps = a.reps or (1 if q else 3)
+    counts = [int(x) for x in (a.workers or "1,2,4").split(",") if x]
+    n1 = a.jobs or (10000 if q else 100000)
+    n2, spread = (2000, 10) if q else (10000, 20)
+    n3 = 5 if q else 30
+    step4 = 1.5 if q else 5
+    leads5 = [int(x) for x in (a.w5_leads or ("20000" if q else "100000,1000000")).split(",") if x]
+    backlog = a.w6_backlog or (200000 if q else 10000000)
+    n7, r7 = (5000, 50) if q else (20000, 200)
+    only = set(a.only or ALL)
+    if not a.no_plots and not plots.shutil.which("gnuplot"):
+        sys.exit("bench: gnuplot is missing: BOTJOBS_DEPS_BENCH=1 bash scripts/deps.sh (make bench does it), "
+                 "or --no-plots")
+    out_dir = pathlib.Path(a.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    load_before, t_start = wl.loadavg(), time.monotonic()
+    results, kafka, postgres, durability = [], None, None, None
     if "w7" in only:
-        print(f"w7: the sandbox's cost, {n7} runs, {r7} respawns ...", flush=True)
-        results.append(dict(name="w7", **w7(n7, r7, reps)))
-        print("   ", {p: {k: v["median"] for k, v in results[-1][p].items()} for p, _ in W7_ROWS}, flush=True)
+        run("w7", results, wl.w7, n7, r7, reps)
     with tempfile.TemporaryDirectory(prefix="botjobs-bench-") as tmp:
-        b = Bench(tmp) if only & {"w1", "w1b", "w2", "w3"} else None
+        b = harness.Bench(tmp) if only - {"w7"} else None
         try:
-            for name, workers, trig in [("w1", c, "noop") for c in counts] + [("w1b", c, "trivial") for c in counts]:
+            if b:
+                kafka, postgres, durability = b.kafka.version, b.pg_version(), b.pg_settings()
+            for name, trig in (("w1", "noop"), ("w1b", "trivial")):
                 if name in only:
-                    print(f"{name}: {n1} due jobs, {workers} worker(s), {trig} ...", flush=True)
-                    results.append(dict(name=name, **w1(b, n1, workers, trig, reps)))
-                    print("   ", results[-1]["jobs_per_sec"], flush=True)
-            if "w3" in only:
-                for c in counts:
-                    print(f"w3: {n1} jobs ingested, {c} worker(s) ...", flush=True)
-                    results.append(dict(name="w3", **w3(b, n1, c, reps)))
-                    print("   ", results[-1]["jobs_per_sec"], flush=True)
+                    for c in counts:
+                        run(name, results, wl.w1, b, n1, c, trig, reps)
+            if "w4k" in only:
+                for c in counts if not q else counts[:1]:
+                    run("w4k", results, wl.w4k, b, n1, c, reps)
             if "w2" in only:
-                print(f"w2: {n2} jobs due over {spread} s ...", flush=True)
-                results.append(dict(name="w2", **w2(b, n2, spread, reps)))
-                print("   ", {k: results[-1][k]["median"] for k in ("p50_ms", "p99_ms", "max_ms", "early")},
-                      flush=True)
+                run("w2", results, wl.w2, b, n2, spread, reps)
+            if "w3" in only:
+                run("w3", results, wl.w3, b, 1000, n3, 16, reps)
+            if "w4" in only:
+                run("w4", results, wl.w4, b, [int(x) for x in a.w4_conns.split(",")], step4, reps)
+            if "w5" in only:
+                for n in leads5:
+                    run("w5", results, wl.w5, b, n, reps)
+            if "w6" in only:  # last: it restarts PostgreSQL with pg_stat_statements
+                run("w6", results, wl.w6, b, backlog, n2, spread, reps)
         finally:
             if b:
-                kafka = b.kafka.version
                 b.close()
-    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                            text=True).stdout.strip()
-    report = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
-              "kafka": kafka, "reps": reps, "quick": a.quick, "commit": commit,
-              "loadavg_before": [round(x, 2) for x in load_before], "results": results}
-    stem = ROOT / "bench" / "results" / (f"{report['date'][:10]}-{report['machine']['host']}"
-                                         f"{'-quick' if a.quick else ''}{'-' + a.tag if a.tag else ''}")
+    sha = subprocess.run(["git", "-C", str(harness.ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                         text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(harness.ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    report = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": harness.machine(),
+              "postgres": postgres, "durability": durability, "kafka": kafka, "reps": reps, "quick": q,
+              "commit": sha + (" (with uncommitted changes)" if dirty else ""), "loadavg_before": load_before,
+              "loadavg_after": wl.loadavg(), "duration_s": round(time.monotonic() - t_start), "results": results}
+    stem = out_dir / (f"{report['date'][:10]}-{report['machine']['host']}"
+                      f"{'-quick' if q else ''}{'-' + a.tag if a.tag else ''}")
+    pngs = {} if a.no_plots else plots.draw(results, stem)
+    report["plots"] = pngs
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
-    print(f"written: {stem}.json, {stem}.md")
+    md = markdown(report, pngs)
+    stem.with_suffix(".md").write_text(md)
+    print(md)
+    print(f"written: {stem}.json, {stem}.md" + "".join(f", {out_dir / p}" for p in pngs.values()))
+    # A smoke run (CI) fails when a workload did not complete or did not draw its plots.
+    failed = [r["name"] for r in results if "error" in r]
+    want = {"w1": "w1_throughput", "w1b": "w1_throughput", "w2": "w2_hist", "w3": "w3_hist", "w4": "w4_knee",
+            "w6": "w6_hist"}
+    lacking = [] if a.no_plots else [f"the plot {p} of {w}" for w, p in want.items()
+                                     if w in only and (p not in pngs or not (out_dir / pngs[p]).is_file())]
+    if failed or lacking:
+        sys.exit(f"bench: failed: {', '.join(failed + lacking)}")
 
 
 if __name__ == "__main__":
