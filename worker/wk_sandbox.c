@@ -652,6 +652,9 @@ static void build_argv(struct wk_sandbox *sb)
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--jobs-max=%zu", l->jobs_max);
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--log-max=%zu", l->log_max);
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--calls-max=%zu", l->calls_max);
+	snprintf(sb->args[i++], sizeof(sb->args[0]), "--states=%zu", l->states < 1 ? 1 : l->states > 4 ? 4 : l->states);
+	snprintf(sb->args[i++], sizeof(sb->args[0]), "--runs-per-state=%d",
+		 l->runs_per_state < 1 ? 1 : l->runs_per_state);
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--timezone=%s", cm_time_zone());
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--log-format=%s",
 		 cm_log_get_format() == CM_LOG_TEXT ? "text" : "json");
