@@ -218,7 +218,7 @@ static json_t *apply_rows(const struct wk_run_ctx *ctx, json_t *rows, char *errs
 		return NULL;
 	}
 	const char *p[] = {text, ctx->worker_id, ctx->events ? "true" : "false"};
-	PGresult *res = cm_pg_query(ctx->conn, APPLY_SQL, 3, p, errstr, errstr_size);
+	PGresult *res = cm_pg_query_prepared(ctx->conn, "bj_apply", APPLY_SQL, 3, p, errstr, errstr_size);
 	free(text);
 	if (!res)
 		return NULL;

@@ -52,9 +52,9 @@ static int relay_once(struct wk_outbox *o, int wait_ms)
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%d", o->o.batch);
 	const char *p[] = {lim};
-	PGresult *r = cm_pg_query(
-		o->conn, "SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::integer FOR UPDATE", 1,
-		p, err, sizeof(err));
+	static const char PICK_SQL[] = "SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::integer"
+				       " FOR UPDATE";
+	PGresult *r = cm_pg_query_prepared(o->conn, "bj_outbox_pick", PICK_SQL, 1, p, err, sizeof(err));
 	if (!r)
 		goto rollback;
 	int n = PQntuples(r);
@@ -85,10 +85,13 @@ static int relay_once(struct wk_outbox *o, int wait_ms)
 	char *text = json_dumps(ids, JSON_COMPACT);
 	json_decref(ids);
 	const char *dp[] = {text};
-	int bad = delivered > 0 &&
-		  cm_pg_command(o->conn,
-				"DELETE FROM outbox WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
-				1, dp, err, sizeof(err)) == -1;
+	static const char DELETE_SQL[] =
+		"DELETE FROM outbox WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)";
+	PGresult *dr = delivered > 0
+			       ? cm_pg_query_prepared(o->conn, "bj_outbox_delete", DELETE_SQL, 1, dp, err, sizeof(err))
+			       : NULL;
+	int bad = delivered > 0 && !dr;
+	PQclear(dr);
 	free(text);
 	if (bad)
 		goto rollback;
