@@ -48,12 +48,12 @@ static const char INSERT_SQL[] =
 	"  ON CONFLICT (job_id) DO NOTHING"
 	"  RETURNING job_id, bot_id, lead_id, due_at, period_sec"
 	"), ev AS ("
-	"  INSERT INTO outbox (topic, key, payload)"
-	"  SELECT 'events', bot_id || ':' || coalesce(lead_id::text, '-'),"
-	"         jsonb_build_object('v', 1, 'type', 'job.scheduled', 'job_id', job_id, 'bot_id', bot_id,"
+	"  INSERT INTO outbox (topic, key, payload)" /* one row for the batch's events (wk_outbox.h) */
+	"  SELECT 'events', NULL, jsonb_agg(jsonb_build_object('key', bot_id || ':' || coalesce(lead_id::text, '-'),"
+	"         'payload', jsonb_build_object('v', 1, 'type', 'job.scheduled', 'job_id', job_id, 'bot_id', bot_id,"
 	"                            'lead_id', lead_id, 'due_at', botjobs_ts(due_at),"
-	"                            'is_periodic', period_sec IS NOT NULL, 'at', botjobs_ts(clock_timestamp()))"
-	"  FROM ins WHERE $2::boolean"
+	"                            'is_periodic', period_sec IS NOT NULL, 'at', botjobs_ts(clock_timestamp()))))"
+	"  FROM ins WHERE $2::boolean HAVING count(*) > 0"
 	")"
 	"SELECT count(*), coalesce((extract(epoch FROM min(due_at)) * 1000000)::bigint, 9223372036854775807) FROM ins";
 
@@ -186,12 +186,13 @@ static const char CLAIM_SQL[] =
 	"  WHERE j.job_id = ANY (ARRAY(SELECT job_id FROM c))" /* by the primary key: never a scan of jobs */
 	"  RETURNING j.*"
 	"), ev AS ("
-	"  INSERT INTO outbox (topic, key, payload)"
-	"  SELECT 'events', u.bot_id || ':' || coalesce(u.lead_id::text, '-'),"
-	"         jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
+	"  INSERT INTO outbox (topic, key, payload)" /* one row for the batch's events (wk_outbox.h) */
+	"  SELECT 'events', NULL, jsonb_agg(jsonb_build_object('key', u.bot_id || ':' || coalesce(u.lead_id::text, "
+	"'-'),"
+	"         'payload', jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
 	"                            'lead_id', u.lead_id, 'due_at', botjobs_ts(u.due_at), 'run', u.runs + 1,"
-	"                            'worker', $1, 'at', botjobs_ts(clock_timestamp()))"
-	"  FROM u WHERE $4::boolean AND u.bcast_cursor IS NULL"
+	"                            'worker', $1, 'at', botjobs_ts(clock_timestamp()))) ORDER BY u.due_at, u.job_id)"
+	"  FROM u WHERE $4::boolean AND u.bcast_cursor IS NULL HAVING count(*) > 0"
 	")"
 	"SELECT job_id, bot_id, lead_id, ticket_id, target_kind, target_id, target_code,"
 	"       (extract(epoch FROM due_at) * 1000000)::bigint, period_sec, condition, params::text,"
