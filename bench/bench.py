@@ -205,7 +205,7 @@ def section(r):
         return out
     if n == "w7":
         out = []
-        for part, label in (("in_process", "in-process wk_js_run"), ("sandbox", "through a sandbox child"),
+        for part, label in (("in_process", "in-process (one engine, state reused)"), ("sandbox", "through a sandbox child"),
                             ("respawn", "respawn (spawn until hello)"),
                             ("fresh_child_per_run", "a fresh child per run")):
             for k, v in r[part].items():
