@@ -253,6 +253,15 @@ def markdown(report, pngs):
             lines.append(f"| {label_of(r)} | {mc('producer_mib')} | {mc('worker_mib')} | {mc('sandbox_mib')} "
                          f"| {mm.get('sandbox_children', '-')} |")
         lines.append("")
+    lines += ["## Wall time and machine load per workload", "",
+              "Load average (/proc/loadavg: 1, 5, 15 min) when each workload started and ended; on this 2-core "
+              "machine anything above ~1 besides the benchmark itself means other work competed for the CPU.", "",
+              "| workload | wall time s (all repetitions) | load avg at start | load avg at end |", "|---|---|---|---|"]
+    for r in report["results"]:
+        lines.append(f"| {label_of(r)}{' (failed)' if 'error' in r else ''} | {r.get('wall_s', '-')} "
+                     f"| {' '.join(str(x) for x in r.get('loadavg_start', []))} "
+                     f"| {' '.join(str(x) for x in r.get('loadavg_end', []))} |")
+    lines.append("")
     costs = [r for r in report["results"] if r.get("costs")]
     if costs:
         lines += ["## Where the CPU went", "", "Median of the runs; CPU seconds per 1000 jobs, all on the same machine.",
@@ -294,13 +303,15 @@ def label_of(r):
 def run(name, results, fn, *args):
     shown = [x for x in args if not isinstance(x, harness.Bench)]
     print(f"{name} {' '.join(str(x) for x in shown)} ...", flush=True)
-    t0 = time.monotonic()
+    t0, load0 = time.monotonic(), wl.loadavg()
     try:
         r = dict(name=name, **fn(*args))
     except Exception as e:  # one failed workload does not lose the others' results
         traceback.print_exc()
         r = {"name": name, "error": f"{type(e).__name__}: {e}"}
     r["wall_s"] = round(time.monotonic() - t0, 1)
+    # /proc/loadavg (1, 5, 15 min) when the workload started and ended: other work on a shared machine shows.
+    r["loadavg_start"], r["loadavg_end"] = load0, wl.loadavg()
     results.append(r)
     brief = {k: v["median"] for k, v in r.items() if isinstance(v, dict) and "median" in v}
     print(f"    {r['wall_s']} s", r.get("error") or brief, flush=True)

@@ -15,7 +15,7 @@ PNG = "set terminal pngcairo size 900,560 font ',10'\n"
 
 
 def gnuplot(script, workdir):
-    subprocess.run(["gnuplot"], input=script, text=True, check=True, cwd=workdir, capture_output=True)
+    subprocess.run(["gnuplot"], input=script.encode(), check=True, cwd=workdir, capture_output=True)
 
 
 def dist_of(r):
@@ -33,7 +33,8 @@ def draw(results, stem):
     if not shutil.which("gnuplot"):
         raise RuntimeError("gnuplot is missing: BOTJOBS_DEPS_BENCH=1 bash scripts/deps.sh (make bench does it), "
                            "or bench/run --no-plots")
-    stem = pathlib.Path(stem)
+    # gnuplot runs in a temporary folder: a relative stem (bench/run --out build/bench) must be made absolute.
+    stem = pathlib.Path(stem).resolve()
     out = {}
     with tempfile.TemporaryDirectory(prefix="bench-plots-") as tmp:
         tmp = pathlib.Path(tmp)
