@@ -289,6 +289,10 @@ class Bench:
 
 
 def reset(s):
+    # A stopped worker's backend may still be running its last statement (PostgreSQL notices a gone client
+    # only when it sends): it would hold the TRUNCATE for as long as that statement runs (minutes, seen in w4k).
+    s.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+          " AND application_name LIKE 'botjobs-worker%'")
     s.sql("TRUNCATE jobs, job_runs, outbox")
     s.sql("UPDATE leads SET attributes = '{}' WHERE bot_id = %s", BOT)
     s.sql("VACUUM ANALYZE jobs")
