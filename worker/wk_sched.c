@@ -60,10 +60,18 @@ static int stopping(struct wk_sched *s)
  * LISTEN for new jobs, and do not wait for the WAL flush on this connection's own commits: a claim
  * (or a reaped lease) lost in a crash only leaves the job claimable again. Completions, which must be
  * durable, switch it back on for their transaction (wk_apply.c).
+ *
+ * Plans: the statements stay prepared (parsed once), but each execution is planned for the table as it
+ * is then. A plan kept from when jobs was empty (a worker starts before the jobs arrive) scanned every
+ * job for each claim candidate once the table had grown: one next-due query ran for minutes with 100,000
+ * pending jobs (bench w4k). Planning costs ~0.3-0.5 ms per claim (EXPLAIN), a few µs per job of a full batch.
  */
 static int listen_jobs(PGconn *c, char *errstr, size_t errstr_size)
 {
-	return cm_pg_exec(c, "LISTEN " WK_NOTIFY_JOBS "; SET synchronous_commit = off", errstr, errstr_size);
+	return cm_pg_exec(c,
+			  "LISTEN " WK_NOTIFY_JOBS "; SET synchronous_commit = off;"
+			  " SET plan_cache_mode = force_custom_plan",
+			  errstr, errstr_size);
 }
 
 /* Reconnects after a lost connection, with a growing pause; returns when connected or stopping. */

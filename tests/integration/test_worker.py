@@ -321,17 +321,47 @@ def test_a_cancel_that_arrives_before_its_schedule_still_wins(stack):
     assert "echo" not in stack.lead(1)["attributes"]
 
 
+CLAIM_CANDIDATES = (
+    "SELECT j.job_id FROM jobs j WHERE j.state = 'scheduled' AND j.due_at <= statement_timestamp()"
+    " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"
+    "   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id) OFFSET 0)"
+    " ORDER BY j.due_at LIMIT 256 FOR UPDATE SKIP LOCKED")
+"""The candidate part of the worker's claim (wk_store.c: CLAIM_SQL with IS_LEAD_HEAD)."""
+
+LEAD_PROBE = ("Index Cond: ((bot_id = j.bot_id) AND (lead_id = j.lead_id) AND (ROW(due_at, job_id) < "
+              "ROW(j.due_at, j.job_id)))")
+
+
 def test_the_claim_checks_each_leads_order_with_one_index_probe(stack):
     """A plan regression test: the claim's per-lead check must use jobs_lead_pending with the
-    (due_at, job_id) comparison as an index condition (not a filter over the lead's pending jobs)."""
+    (due_at, job_id) comparison as an index condition (not a filter over the lead's pending jobs), and the
+    due bound must be an index condition of jobs_due (a filter walked every future job's entry)."""
     stack.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at)"
               " SELECT gen_random_uuid(), 1, (i % 300) + 1, 'trigger', 'demo_echo', now() + interval '1 day'"
               " FROM generate_series(1, 3000) i")
     stack.sql("ANALYZE jobs")
-    plan = "\n".join(r[0] for r in stack.sql(
-        "EXPLAIN SELECT j.job_id FROM jobs j WHERE j.state = 'scheduled' AND j.due_at <= clock_timestamp()"
-        " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"
-        "   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id))"
-        " ORDER BY j.due_at LIMIT 256 FOR UPDATE SKIP LOCKED"))
+    plan = "\n".join(r[0] for r in stack.sql("EXPLAIN " + CLAIM_CANDIDATES))
     assert "jobs_lead_pending" in plan, plan
-    assert "Index Cond: ((bot_id = j.bot_id) AND (lead_id = j.lead_id) AND (ROW(due_at, job_id) < ROW(j.due_at, j.job_id)))" in plan, plan
+    assert LEAD_PROBE in plan, plan
+    assert "Index Cond: (due_at <= statement_timestamp())" in plan, plan
+
+
+def test_the_claim_prepared_on_an_empty_table_is_planned_for_the_grown_table(stack):
+    """The worker prepares its claim once per connection, often before any job is stored, and sets
+    plan_cache_mode = force_custom_plan on that connection (wk_sched.c: listen_jobs): each execution must be
+    planned for the table as it is then, an index probe by lead per candidate, not a plan kept from the
+    empty table (a scan of every job per candidate)."""
+    stack.sql("DELETE FROM jobs")
+    stack.sql("VACUUM ANALYZE jobs")
+    stack.sql("SET plan_cache_mode = force_custom_plan")
+    stack.sql("PREPARE bench_claim(int) AS " + CLAIM_CANDIDATES.replace("LIMIT 256", "LIMIT $1"))
+    try:
+        stack.sql("EXPLAIN EXECUTE bench_claim(256)")  # planned while empty
+        stack.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at)"
+                  " SELECT gen_random_uuid(), 1, (i % 300) + 1, 'trigger', 'demo_echo', now() + interval '1 day'"
+                  " FROM generate_series(1, 30000) i")  # no ANALYZE: autovacuum may not have run yet
+        plan = "\n".join(r[0] for r in stack.sql("EXPLAIN EXECUTE bench_claim(256)"))
+    finally:
+        stack.sql("DEALLOCATE bench_claim")
+        stack.sql("RESET plan_cache_mode")
+    assert "Index Cond: ((bot_id = j.bot_id) AND (lead_id = j.lead_id)" in plan and "Seq Scan" not in plan, plan
