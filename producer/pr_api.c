@@ -17,6 +17,7 @@
 #include "cm_sha256.h"
 #include "cm_signal.h"
 #include "cm_time.h"
+#include "cm_utf8.h"
 #include "pr_api.h"
 #include "pr_metrics.h"
 
@@ -229,7 +230,7 @@ static void schedule(struct pr_api *api, struct pr_req *req, int64_t bot_id)
 	if (!doc) {
 		snprintf(line, sizeof(line), "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
 			 jerr.column);
-		pr_req_error(req, 400, line, json_pack("{s[s]}", "body", jerr.text), 0);
+		pr_req_error(req, 400, line, json_pack("{s[o]}", "body", cm_json_text(jerr.text)), 0);
 		return;
 	}
 	if (!json_is_object(doc)) {

@@ -197,11 +197,7 @@ void pr_req_defer(struct pr_req *r)
 
 void pr_req_error(struct pr_req *r, unsigned status, const char *message, json_t *errors, int retry_after_sec)
 {
-	json_t *body = json_pack("{sb ss}", "success", 0, "message", message);
-	if (errors && json_object_size(errors))
-		json_object_set(body, "errors", errors);
-	json_decref(errors);
-	pr_req_answer(r, status, body, retry_after_sec);
+	pr_req_answer(r, status, pr_error_body(message, errors), retry_after_sec);
 }
 
 static enum MHD_Result queue_answer(struct pr_req *r)
