@@ -20,7 +20,7 @@ struct pr_http_opts {
 	int port;
 	int threads;	      /* HTTP worker threads */
 	size_t max_body;      /* bytes; more is answered 413 */
-	int read_timeout_sec; /* an idle connection is closed after this */
+	int read_timeout_sec; /* a connection idle, or slower to send its headers or body, is closed after this */
 	int max_connections;
 	int max_per_ip; /* concurrent connections from one address, 0 = no limit */
 	int access_log; /* one log line per request */
