@@ -35,8 +35,8 @@ def refused(r, status, field=None):
     assert r.status_code == status, what
     b = json.loads(r.content.decode("utf-8"))  # strict: the answer is UTF-8 whatever the client sent
     assert b["success"] is False and isinstance(b["message"], str) and b["message"], what
-    errors = b.get("errors", {})
-    assert isinstance(errors, dict), what
+    errors = b["errors"]
+    assert isinstance(errors, dict) and errors, what
     for k, rules in errors.items():
         assert isinstance(rules, list) and rules and all(isinstance(x, str) and x for x in rules), what
     if field is not None:
