@@ -2,7 +2,7 @@
 """
 seeds.py - writes the seed corpus of the fuzz targets (tests/fuzz/corpus/<target>/seed-*) from the inputs
 the other tests already use: the contract corpus (tests/contract/), the tables of the unit tests
-(tests/unit/test_job.c, test_time.c, test_frame.c, test_sandbox.c, test_host.c) and the requests of the
+(tests/unit/test_job.c, test_time.c, test_frame.c, test_sandbox.c, test_host.c, test_js.c, test_js_api.c) and the requests of the
 integration tests. Deterministic; run it again after those change: `python3 tests/fuzz/seeds.py`.
 Inputs the fuzzers found (crashes, once fixed) live next to the seeds as found-* and are kept.
 """
@@ -182,6 +182,24 @@ def api_seeds():
     return seeds
 
 
+def js_seeds():
+    base = {"context": {"botId": 1, "leadId": 7, "jobId": "01a212f2-b91c-7e27-83e4-9f71b82b0035"},
+            "lead": {"id": 7, "name": "Ann", "channel": "telegram", "attributes": {"lang": "en"}, "tags": ["a", "b"]},
+            "bot": {"id": 1, "attributes": {"greeting": "Hello"}}, "params": {"text": "hi"}, "name": "trigger t"}
+    seeds = []
+    for name in ("test_js.c", "test_js_api.c"):
+        for s in c_strings((UNIT / name).read_text()):
+            code = s.decode("utf-8", "replace")
+            if ("(" in code or "return" in code) and len(code) > 8 and "%" not in code:
+                seeds.append(json.dumps(dict(base, code=code)).encode())
+    seeds.append(json.dumps(dict(base, code="return 1;", tags={"remove": ["a"], "add": ["c"]})).encode())
+    seeds.append(json.dumps(dict(base, code="ticket.update({s: 1}); return ticket.getData('s');",
+                                 ticket={"id": 3, "data": {"s": 0}})).encode())
+    seeds.append(json.dumps(dict(base, code="return bot.findLeads(['name'], [['attr.x', '>', 1]], 'id', 5, 0);")).encode())
+    seeds.append(json.dumps(dict(base, code="return api.getJson('https://example.com/x');")).encode())
+    return seeds
+
+
 if __name__ == "__main__":
     write("request", request_seeds())
     write("envelope", envelope_seeds())
@@ -189,3 +207,4 @@ if __name__ == "__main__":
     write("frame", frame_seeds())
     write("sandbox", sandbox_seeds())
     write("api", api_seeds())
+    write("js", js_seeds())
