@@ -8,6 +8,7 @@
 #   make SANITIZE=1 ...   the same with ASan + UBSan (objects and binaries under build/san)
 #   make WERROR=1   warnings are errors (the default when CI is set)
 #   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_SECONDS (60) each; FUZZ_TARGETS=request to pick
+#   make valgrind   every unit test under valgrind memcheck (errors and definite/indirect leaks fail it)
 
 CC       ?= cc
 SANITIZE ?= 0
@@ -75,11 +76,11 @@ PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobs-s
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps deps-lint docs test unit integration fuzz fuzz-build up down run logs clean format format-check lint bench help
+.PHONY: all deps deps-lint docs test unit integration fuzz fuzz-build valgrind up down run logs clean format format-check lint bench help
 all: $(PROGS)
 
 help:
-	@sed -n '3,12p' Makefile
+	@sed -n '3,11p' Makefile
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -181,7 +182,7 @@ unit: $(UNITS)
 		if grep -q "ERROR: LeakSanitizer" $(B)/unit.out; then echo "$$t: LeakSanitizer found a leak"; exit 1; fi; \
 	done
 
-# Fuzzing (tests/fuzz/, docs/testing.md): each target runs FUZZ_SECONDS on its committed seeds
+# Fuzzing (tests/fuzz/, README "Testing"): each target runs FUZZ_SECONDS on its committed seeds
 # (tests/fuzz/corpus/<name>/, read-only) plus what it finds (build/fuzz/corpus/<name>/); a crash
 # leaves its input in build/fuzz/artifacts/ and fails the run.
 FUZZ_SECONDS ?= 60
@@ -195,8 +196,33 @@ fuzz: deps
 		build/fuzz/tests/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
 			-print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/$$t- $(FUZZ_ARGS) \
 			build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>build/fuzz/$$t.log || { tail -60 build/fuzz/$$t.log; exit 1; }; \
-		grep -E "^#[0-9]+ +(DONE|INITED)|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" build/fuzz/$$t.log; \
+		grep -E "^#[0-9]+[[:space:]]+(DONE|INITED)|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" build/fuzz/$$t.log; \
 	done
+
+# Unit tests under valgrind memcheck, on the plain build. Criterion runs each test in a child it
+# re-executes, so children are traced; not the sandbox binaries some tests start (seccomp refuses
+# valgrind's syscalls, and the 300 ms watchdog tests would time out). One log per process in
+# build/rel/valgrind/; a process with an error or a definite/indirect leak fails the target.
+# Every test process pays valgrind's start-up (~1 s on one core): all suites take ~8 min on 2 cores, so
+# CI runs the suites that parse hostile input (VALGRIND_TESTS="job time ..."; empty = all).
+VALGRIND_TESTS ?=
+VALGRIND_UNITS  = $(if $(strip $(VALGRIND_TESTS)),$(patsubst %,$(B)/tests/test_%,$(VALGRIND_TESTS)),$(UNITS))
+VALGRIND_JOBS  ?= 2
+VALGRIND_FLAGS ?= --trace-children=yes --trace-children-skip='*botjobs-sandbox*,*fake-sandbox*,/bin/*,/usr/bin/*' \
+		  --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		  --error-exitcode=99 --read-inline-info=no
+valgrind: $(VALGRIND_UNITS)
+	@[ "$(VARIANT)" = rel ] || { echo "make valgrind runs the plain build: no SANITIZE=1 or FUZZ=1"; exit 2; }
+	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind
+	@fail=0; for t in $(VALGRIND_UNITS); do n=$$(basename $$t); \
+		valgrind $(VALGRIND_FLAGS) --log-file=$(B)/valgrind/$$n.%p.log $$t --jobs=$(VALGRIND_JOBS) \
+			>$(B)/valgrind/$$n.out 2>&1 || { cat $(B)/valgrind/$$n.out; fail=1; }; \
+		echo "== $$n: $$(grep -ho 'Tested: .*' $(B)/valgrind/$$n.out)"; \
+	done; \
+	bad=$$(grep -lE "ERROR SUMMARY: [1-9]" $(B)/valgrind/*.log); \
+	for f in $$bad; do echo "--- $$f"; cat $$f; done; \
+	echo "valgrind: $$(ls $(B)/valgrind/*.log | wc -l) processes, $$(echo $$bad | wc -w) with errors or leaks"; \
+	[ $$fail = 0 ] && [ -z "$$bad" ]
 
 fuzz-build: $(patsubst %,$(B)/tests/fuzz_%,$(FUZZ_TARGETS))
 
