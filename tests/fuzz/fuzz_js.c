@@ -22,13 +22,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CALLS_MAX 8
 
-static const char FIXED_CODE[] =
-	"var a = lead.getAllAttr(), t = lead.getAllTags(), b = bot.getAllAttr();\n"
-	"lead.setAttr('seen', String(request.getParam('text', '')));\n"
-	"lead.addTags(t.join(','));\n"
-	"memory.setAttr('k', JSON.stringify(request.json));\n"
-	"bot.sendText('n=' + Object.keys(a).length + '/' + Object.keys(b).length);\n"
-	"return {lead: leadId, bot: botId, job: jobId, params: request.json};";
+static const char FIXED_CODE[] = "var a = lead.getAllAttr(), t = lead.getAllTags(), b = bot.getAllAttr();\n"
+				 "lead.setAttr('seen', String(request.getParam('text', '')));\n"
+				 "lead.addTags(t.join(','));\n"
+				 "memory.setAttr('k', JSON.stringify(request.json));\n"
+				 "bot.sendText('n=' + Object.keys(a).length + '/' + Object.keys(b).length);\n"
+				 "return {lead: leadId, bot: botId, job: jobId, params: request.json};";
 
 static int calls;
 
