@@ -113,6 +113,26 @@ int wk_store_insert_envelopes(PGconn *c, const json_t *envelopes, int events, in
 	return 0;
 }
 
+/* Is cancels[i] a repeat of an earlier one (same job, same bot)? Lead cancels never are. */
+static int cancel_repeat(const struct cm_cancel *cancels, size_t i)
+{
+	for (size_t k = 0; cancels[i].job_id[0] && k < i; k++)
+		if (cancels[k].bot_id == cancels[i].bot_id && strcmp(cancels[k].job_id, cancels[i].job_id) == 0)
+			return 1;
+	return 0;
+}
+
+/* The statement a cancel goes in: after every earlier cancel of its job id for another bot. */
+static size_t cancel_round(const struct cm_cancel *cancels, size_t i)
+{
+	size_t round = 0;
+	for (size_t k = 0; cancels[i].job_id[0] && k < i; k++)
+		if (strcmp(cancels[k].job_id, cancels[i].job_id) == 0 && !cancel_repeat(cancels, k) &&
+		    cancels[k].bot_id != cancels[i].bot_id)
+			round++;
+	return round;
+}
+
 int wk_store_ingest(PGconn *c, const struct cm_job *jobs, size_t njobs, const struct cm_cancel *cancels,
 		    size_t ncancels, int events, int *inserted, char *errstr, size_t errstr_size)
 {
@@ -122,17 +142,30 @@ int wk_store_ingest(PGconn *c, const struct cm_job *jobs, size_t njobs, const st
 	*inserted = 0;
 	for (size_t i = 0; i < njobs; i++)
 		json_array_append_new(envs, cm_job_to_envelope(&jobs[i]));
-	for (size_t i = 0; i < ncancels; i++)
-		json_array_append_new(cans, cm_cancel_to_envelope(&cancels[i]));
 
 	if (cm_pg_exec(c, "BEGIN", errstr, errstr_size) == -1)
 		goto out;
 	if (wk_store_insert_envelopes(c, envs, events, inserted, &min_due, errstr, errstr_size) == -1)
 		goto rollback;
-	if (ncancels) {
+	/* Cancels go in rounds: ON CONFLICT DO UPDATE may touch a row once per statement, and one job
+	 * cancelled twice in a batch (a client retrying its DELETE, a backlog after an outage) failed the
+	 * whole batch on every retry, so the partition never moved on. A repeat (same job, same bot) is
+	 * dropped; the same job id for another bot waits for the next round, so it cannot shadow the
+	 * real one. */
+	for (size_t round = 0, left = ncancels; left > 0; round++) {
+		json_array_clear(cans);
+		for (size_t i = 0; i < ncancels; i++) {
+			if (cancel_round(cancels, i) != round)
+				continue;
+			left--;
+			if (!cancel_repeat(cancels, i))
+				json_array_append_new(cans, cm_cancel_to_envelope(&cancels[i]));
+		}
 		char *text = json_dumps(cans, JSON_COMPACT);
 		const char *p[] = {text, events ? "true" : "false"};
-		int r = cm_pg_command(c, CANCEL_SQL, 2, p, errstr, errstr_size);
+		int r = text ? cm_pg_command(c, CANCEL_SQL, 2, p, errstr, errstr_size) : -1;
+		if (!text)
+			snprintf(errstr, errstr_size, "out of memory");
 		free(text);
 		if (r == -1)
 			goto rollback;

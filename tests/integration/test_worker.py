@@ -335,3 +335,28 @@ def test_the_claim_checks_each_leads_order_with_one_index_probe(stack):
         " ORDER BY j.due_at LIMIT 256 FOR UPDATE SKIP LOCKED"))
     assert "jobs_lead_pending" in plan, plan
     assert "Index Cond: ((bot_id = j.bot_id) AND (lead_id = j.lead_id) AND (ROW(due_at, job_id) < ROW(j.due_at, j.job_id)))" in plan, plan
+
+
+def test_the_same_cancel_twice_in_one_batch_does_not_block_the_partition(make_stack):
+    """A client that retries its DELETE, or a backlog after an outage, brings two cancels of one job
+    into one consumer batch. ON CONFLICT DO UPDATE may touch a row once per statement: the batch used
+    to fail on every retry, and every later job of the partition was never stored (chaos harness,
+    worker-kill9). Also a cancel of the same job id for another bot must not shadow the real one."""
+    s = make_stack()
+    victim = envelope(lead=1, due=now() + dt.timedelta(seconds=30), trigger_code="demo_echo",
+                      script_request_params={"text": "never"})
+    cancel = {"v": 1, "type": "cancel", "job_id": victim["job_id"], "bot_id": 1, "lead_id": 1}
+    foreign = dict(cancel, bot_id=2)
+    after = envelope(lead=1, trigger_code="demo_echo", script_request_params={"text": "after"})
+    tomb = str(uuid.uuid4())
+    tombs = [{"v": 1, "type": "cancel", "job_id": tomb, "bot_id": 1, "lead_id": 1}] * 2
+    s.sql("INSERT INTO bots (id, business_id, name) SELECT 2, business_id, 'other' FROM bots WHERE id = 1")
+    # Published before any worker runs, so that the worker reads them in one batch.
+    s.ctl("topics")
+    publish(s, [victim, cancel, foreign, cancel, *tombs, after])
+    s.start_worker()
+    s.wait_job(after["job_id"], timeout=20)
+    assert s.job(victim["job_id"])["state"] == "cancelled"
+    assert s.job(tomb)["state"] == "cancelled"
+    assert s.lead(1)["attributes"]["echo"] == "after"
+    assert not any("cannot affect row a second time" in w.tail(300) for w in s.workers)
