@@ -312,7 +312,7 @@ def w7(runs, respawns, reps):
     return out
 
 
-W7_ROWS = [("in_process", "in-process wk_js_run"), ("sandbox", "through a sandbox child"),
+W7_ROWS = [("in_process", "in-process (one engine, state reused)"), ("sandbox", "through a sandbox child"),
            ("respawn", "respawn (spawn until hello)"), ("fresh_child_per_run", "a fresh child per run")]
 
 

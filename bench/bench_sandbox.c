@@ -48,8 +48,9 @@ struct series {
 	double runs_per_sec, p50_us, p99_us;
 };
 
-/* Times n runs of one way of running; sb NULL = in-process. */
-static int measure(struct wk_sandbox *sb, const struct wk_js_limits *lim, int n, struct series *out)
+/* Times n runs of one way of running; sb NULL = in-process, on one engine (its MuJS state reused across
+ * runs, as the worker's in-process runtime and every sandbox child do). */
+static int measure(struct wk_sandbox *sb, struct wk_js_engine *eng, int n, struct series *out)
 {
 	int64_t *t = calloc((size_t)n, sizeof(int64_t));
 	if (!t)
@@ -59,7 +60,7 @@ static int measure(struct wk_sandbox *sb, const struct wk_js_limits *lim, int n,
 		char err[512];
 		json_t *req = request(i);
 		int64_t t0 = cm_time_mono_us();
-		json_t *r = sb ? wk_sandbox_run(sb, req, NULL, err, sizeof(err)) : wk_js_run(req, lim, NULL);
+		json_t *r = sb ? wk_sandbox_run(sb, req, NULL, err, sizeof(err)) : wk_js_engine_run(eng, req, NULL);
 		t[i] = cm_time_mono_us() - t0;
 		const char *o = json_string_value(json_object_get(r, "outcome"));
 		if (!o || strcmp(o, "done") != 0) {
@@ -123,10 +124,12 @@ int main(int argc, char **argv)
 	struct wk_js_limits lim = wk_js_default_limits;
 	struct series inproc, sandbox, fresh;
 	struct wk_sandbox *sb = pool(path, 1000000000, &lim);
-	if (!sb || measure(NULL, &lim, 500, &inproc) == -1 || measure(sb, &lim, 500, &sandbox) == -1 || /* warm-up */
-	    measure(NULL, &lim, runs, &inproc) == -1 || measure(sb, &lim, runs, &sandbox) == -1)
+	struct wk_js_engine *eng = wk_js_engine_new(&lim);
+	if (!sb || !eng || measure(NULL, eng, 500, &inproc) == -1 || measure(sb, NULL, 500, &sandbox) == -1 ||
+	    /* warm-up */ measure(NULL, eng, runs, &inproc) == -1 || measure(sb, NULL, runs, &sandbox) == -1)
 		return 1;
 	wk_sandbox_free(sb);
+	wk_js_engine_free(eng);
 
 	/* Respawn: a child from posix_spawn until its hello (exec, dynamic linking, warm-up, seccomp). */
 	int64_t *t = calloc((size_t)respawns, sizeof(int64_t));
@@ -145,7 +148,7 @@ int main(int argc, char **argv)
 	double spawn_p50 = pct_us(t, (size_t)respawns, 50), spawn_p99 = pct_us(t, (size_t)respawns, 99);
 	free(t);
 	sb = pool(path, 1, &lim);
-	if (!sb || measure(sb, &lim, respawns, &fresh) == -1)
+	if (!sb || measure(sb, NULL, respawns, &fresh) == -1)
 		return 1;
 	wk_sandbox_free(sb);
 

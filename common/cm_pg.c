@@ -69,6 +69,64 @@ PGresult *cm_pg_query(PGconn *c, const char *sql, int nparams, const char *const
 	return NULL;
 }
 
+/* Statements prepared by this thread: on which connection (and backend, since PQreset keeps the
+ * PGconn), under which sql. A full table starts over: preparing again an existing name is harmless. */
+#define PREPARED_MAX 32
+static __thread struct prepared {
+	const PGconn *c;
+	int pid;
+	const char *sql;
+} prepared[PREPARED_MAX];
+static __thread size_t prepared_n;
+
+static struct prepared *prepared_find(const PGconn *c, int pid, const char *sql)
+{
+	for (size_t i = 0; i < prepared_n; i++)
+		if (prepared[i].c == c && prepared[i].pid == pid && prepared[i].sql == sql)
+			return &prepared[i];
+	return NULL;
+}
+
+static int prepare(PGconn *c, int pid, const char *name, const char *sql, int nparams, char *errstr, size_t errstr_size)
+{
+	PGresult *r = PQprepare(c, name, sql, nparams, NULL);
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	/* 42P05: prepared before, by an entry this thread forgot when its table was full. */
+	if (st != PGRES_COMMAND_OK && !(state && strcmp(state, "42P05") == 0)) {
+		describe(c, r, errstr, errstr_size);
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	if (prepared_n == PREPARED_MAX)
+		prepared_n = 0;
+	prepared[prepared_n++] = (struct prepared){c, pid, sql};
+	return 0;
+}
+
+PGresult *cm_pg_query_prepared(PGconn *c, const char *name, const char *sql, int nparams, const char *const *params,
+			       char *errstr, size_t errstr_size)
+{
+	int pid = PQbackendPID(c);
+	if (!prepared_find(c, pid, sql) && prepare(c, pid, name, sql, nparams, errstr, errstr_size) == -1)
+		return NULL;
+	PGresult *r = PQexecPrepared(c, name, nparams, params, NULL, NULL, 0);
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		last_state[0] = '\0';
+		return r;
+	}
+	describe(c, r, errstr, errstr_size);
+	if (strcmp(last_state, "26000") == 0) { /* gone (a new backend at a reused address): prepare next time */
+		struct prepared *p = prepared_find(c, pid, sql);
+		if (p)
+			p->c = NULL;
+	}
+	PQclear(r);
+	return NULL;
+}
+
 int cm_pg_command(PGconn *c, const char *sql, int nparams, const char *const *params, char *errstr, size_t errstr_size)
 {
 	PGresult *r = cm_pg_query(c, sql, nparams, params, errstr, errstr_size);

@@ -23,6 +23,15 @@ int cm_pg_exec(PGconn *c, const char *sql, char *errstr, size_t errstr_size) CM_
 PGresult *cm_pg_query(PGconn *c, const char *sql, int nparams, const char *const *params, char *errstr,
 		      size_t errstr_size) CM_MUSTCHECK;
 
+/*
+ * cm_pg_query for a statement run often (claims, completions): prepared once per connection and
+ * thread under name (unique per sql), so PostgreSQL parses and plans it once, not per call. sql must
+ * be a string that lives as long as the program (a static array): it is the cache key. A connection
+ * that was reset (another backend) prepares it again.
+ */
+PGresult *cm_pg_query_prepared(PGconn *c, const char *name, const char *sql, int nparams, const char *const *params,
+			       char *errstr, size_t errstr_size) CM_MUSTCHECK;
+
 /* The same, with no result wanted. */
 int cm_pg_command(PGconn *c, const char *sql, int nparams, const char *const *params, char *errstr,
 		  size_t errstr_size) CM_MUSTCHECK;

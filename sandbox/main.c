@@ -22,7 +22,7 @@
 #include "wk_sandbox.h"
 
 struct cfg {
-	long heap_max, messages_max, jobs_max, log_max, calls_max;
+	long heap_max, messages_max, jobs_max, log_max, calls_max, states, runs_per_state;
 	char *timezone, *log_format, *log_level, *selftest;
 };
 
@@ -35,6 +35,8 @@ static const struct cm_opt opts[] = {
 	{"jobs-max", NULL, "100", "scheduleJob calls per run", CM_OPT_INT, S(jobs_max), 0, 1000000, 0},
 	{"log-max", NULL, "100", "console.log lines kept per run", CM_OPT_INT, S(log_max), 0, 1000000, 0},
 	{"calls-max", NULL, "50", "host calls (findLeads, api.*) per run", CM_OPT_INT, S(calls_max), 0, 1000000, 0},
+	{"states", NULL, "4", "MuJS states kept for reuse, one bot each (at most 4 in a child)", CM_OPT_INT, S(states), 1, 4, 0},
+	{"runs-per-state", NULL, "1000", "a state is rebuilt after this many runs", CM_OPT_INT, S(runs_per_state), 1, 1000000, 0},
 	{"timezone", NULL, "UTC", "platform time zone of run_at values without an offset", CM_OPT_STR, S(timezone), 0, 0, 0},
 	{"log-format", NULL, "json", "json or text", CM_OPT_STR, S(log_format), 0, 0, 0},
 	{"log-level", NULL, "info", "debug, info, warn or error", CM_OPT_STR, S(log_level), 0, 0, 0},
@@ -68,7 +70,9 @@ int main(int argc, char **argv)
 				   .messages_max = (size_t)cfg.messages_max,
 				   .jobs_max = (size_t)cfg.jobs_max,
 				   .log_max = (size_t)cfg.log_max,
-				   .calls_max = (size_t)cfg.calls_max};
+				   .calls_max = (size_t)cfg.calls_max,
+				   .states = (size_t)cfg.states,
+				   .runs_per_state = (int)cfg.runs_per_state};
 
 	if (cm_time_set_zone(cfg.timezone, err, sizeof(err)) == -1 ||
 	    sb_jail_prepare(lim.heap_max, err, sizeof(err)) == -1) {

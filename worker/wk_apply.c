@@ -76,15 +76,15 @@ static const char APPLY_SQL[] =
 	"  FROM ok WHERE final <> 'retry'"
 	"), ob AS (" WK_SQL_OUTBOX_MESSAGES("ok")
 	"), ev AS ("
-	"  INSERT INTO outbox (topic, key, payload)"
-	"  SELECT 'events', ok.bot_id || ':' || coalesce(ok.lead_id::text, '-'),"
-	"         jsonb_strip_nulls(jsonb_build_object('v', 1, 'type', 'job.' || ok.final,"
+	"  INSERT INTO outbox (topic, key, payload)" /* one row for the batch's events (wk_outbox.h) */
+	"  SELECT 'events', NULL, jsonb_agg(jsonb_build_object('key', ok.bot_id || ':' || coalesce(ok.lead_id::text, '-'),"
+	"         'payload', jsonb_strip_nulls(jsonb_build_object('v', 1, 'type', 'job.' || ok.final,"
 	"           'job_id', ok.job_id, 'bot_id', ok.bot_id, 'lead_id', ok.lead_id, 'run', ok.run_no,"
 	"           'due_at', botjobs_ts(ok.due_at), 'started_at', botjobs_ts(ok.started_at),"
 	"           'finished_at', botjobs_ts(ok.finished_at), 'error', ok.error, 'state', ok.new_state,"
 	"           'next_due_at', CASE WHEN ok.new_state = 'scheduled' THEN botjobs_ts(ok.next_due_at) END,"
-	"           'at', botjobs_ts(clock_timestamp())))"
-	"  FROM ok WHERE $3::boolean AND ok.final <> 'retry'"
+	"           'at', botjobs_ts(clock_timestamp())))) ORDER BY ok.started_at, ok.job_id)"
+	"  FROM ok WHERE $3::boolean AND ok.final <> 'retry' HAVING count(*) > 0"
 	")"
 	"SELECT job_id, new_state, (extract(epoch FROM next_due_at) * 1000000)::bigint, run_no, final FROM ok";
 /* clang-format on */
@@ -218,7 +218,7 @@ static json_t *apply_rows(const struct wk_run_ctx *ctx, json_t *rows, char *errs
 		return NULL;
 	}
 	const char *p[] = {text, ctx->worker_id, ctx->events ? "true" : "false"};
-	PGresult *res = cm_pg_query(ctx->conn, APPLY_SQL, 3, p, errstr, errstr_size);
+	PGresult *res = cm_pg_query_prepared(ctx->conn, "bj_apply", APPLY_SQL, 3, p, errstr, errstr_size);
 	free(text);
 	if (!res)
 		return NULL;

@@ -35,14 +35,15 @@ struct cm_metric wk_m_claim_batch = {.name = "botjobs_worker_claim_batch_size",
 				     .bounds = claim_buckets,
 				     .nbounds = sizeof(claim_buckets) / sizeof(claim_buckets[0])};
 struct cm_metric wk_m_outbox_relayed = {.name = "botjobs_worker_outbox_relayed_total",
-					.help = "Outbox rows delivered to Kafka.",
+					.help = "Outbox messages delivered to Kafka.",
 					.type = CM_METRIC_COUNTER};
 struct cm_metric wk_m_claimed = {.name = "botjobs_worker_jobs_claimed_total",
 				 .help = "Due jobs claimed (leased) by this worker.",
 				 .type = CM_METRIC_COUNTER};
-struct cm_metric wk_m_outbox_backlog = {.name = "botjobs_worker_outbox_backlog",
-					.help = "Outbox rows waiting for Kafka (measured by the worker that relays).",
-					.type = CM_METRIC_GAUGE};
+struct cm_metric wk_m_outbox_backlog = {
+	.name = "botjobs_worker_outbox_backlog",
+	.help = "Outbox messages waiting for Kafka (measured by the worker that relays).",
+	.type = CM_METRIC_GAUGE};
 struct cm_metric wk_m_consumer_lag = {
 	.name = "botjobs_worker_consumer_lag",
 	.help = "Messages of the jobs topic behind this worker's position, over its partitions.",

@@ -40,6 +40,42 @@ static void wait_notify(struct wk_outbox *o, int ms)
 		PQfreemem(n);
 }
 
+/* Messages produced in one pass, at most: librdkafka's queue holds 100,000 by default. */
+#define PASS_MESSAGES_MAX 20000
+
+/* Produces row i of r: one message, or each of a batch row's messages. Returns how many messages it
+ * produced into status[0..) (at most room), or -1 for a row that is not a valid batch (logged; it is
+ * produced as one message, as it was written). */
+static int produce_row(struct wk_outbox *o, PGresult *r, int i, _Atomic int *status, int room)
+{
+	const char *topic = strcmp(PQgetvalue(r, i, 1), "outbound") == 0 ? o->o.topics->outbound : o->o.topics->events;
+	const char *payload = PQgetvalue(r, i, 3);
+	if (!PQgetisnull(r, i, 2) || payload[0] != '[') {
+		wk_kafka_produce(o->o.producer, topic, PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2), payload,
+				 (size_t)PQgetlength(r, i, 3), &status[0]);
+		return 1;
+	}
+	json_t *batch = json_loads(payload, 0, NULL);
+	if (!json_is_array(batch) || json_array_size(batch) > (size_t)room) {
+		json_decref(batch);
+		return -1;
+	}
+	size_t k;
+	json_t *m;
+	json_array_foreach(batch, k, m)
+	{
+		char *text = json_dumps(json_object_get(m, "payload"), JSON_COMPACT | JSON_ENCODE_ANY);
+		if (text)
+			wk_kafka_produce(o->o.producer, topic, json_string_value(json_object_get(m, "key")), text,
+					 strlen(text), &status[k]);
+		else
+			atomic_store(&status[k], WK_DR_FAILED);
+		free(text);
+	}
+	json_decref(batch);
+	return (int)k;
+}
+
 /* One pass: relays up to batch rows, waiting up to wait_ms for Kafka's acks. Returns rows relayed, or
  * -1 on a database or Kafka failure (unacknowledged rows stay for the next pass). */
 static int relay_once(struct wk_outbox *o, int wait_ms)
@@ -47,14 +83,15 @@ static int relay_once(struct wk_outbox *o, int wait_ms)
 	char err[1024];
 	int rc = -1;
 	_Atomic int *status = NULL;
+	int *ends = NULL; /* row i's messages are status[ends[i-1] .. ends[i]) */
 	if (cm_pg_exec(o->conn, "BEGIN", err, sizeof(err)) == -1)
 		goto fail;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%d", o->o.batch);
 	const char *p[] = {lim};
-	PGresult *r = cm_pg_query(
-		o->conn, "SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::integer FOR UPDATE", 1,
-		p, err, sizeof(err));
+	static const char PICK_SQL[] = "SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::integer"
+				       " FOR UPDATE";
+	PGresult *r = cm_pg_query_prepared(o->conn, "bj_outbox_pick", PICK_SQL, 1, p, err, sizeof(err));
 	if (!r)
 		goto rollback;
 	int n = PQntuples(r);
@@ -63,44 +100,66 @@ static int relay_once(struct wk_outbox *o, int wait_ms)
 		cm_pg_exec_quiet(o->conn, "COMMIT");
 		return 0;
 	}
-	status = calloc((size_t)n, sizeof(*status));
-	if (!status) {
+	status = calloc(PASS_MESSAGES_MAX, sizeof(*status));
+	ends = calloc((size_t)n, sizeof(*ends));
+	if (!status || !ends) {
 		PQclear(r);
 		goto rollback;
 	}
-	for (int i = 0; i < n; i++) {
-		const char *topic =
-			strcmp(PQgetvalue(r, i, 1), "outbound") == 0 ? o->o.topics->outbound : o->o.topics->events;
-		const char *key = PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2);
-		wk_kafka_produce(o->o.producer, topic, key, PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3),
-				 &status[i]);
+	/* Rows in id order until the pass is full (a row that does not fit waits for the next pass; a
+	 * first row always fits: a batch row holds at most a claim's or a completion's events). */
+	int rows = 0, msgs = 0;
+	for (; rows < n; rows++) {
+		int k = produce_row(o, r, rows, status + msgs, PASS_MESSAGES_MAX - msgs);
+		if (k == -1 && msgs == 0) {
+			cm_log_error("outbox: row %s is a batch that is not a JSON array of at most %d messages;"
+				     " produced as one message",
+				     PQgetvalue(r, rows, 0), PASS_MESSAGES_MAX);
+			wk_kafka_produce(o->o.producer, o->o.topics->events, NULL, PQgetvalue(r, rows, 3),
+					 (size_t)PQgetlength(r, rows, 3), &status[0]);
+			k = 1;
+		}
+		if (k == -1)
+			break;
+		msgs += k;
+		ends[rows] = msgs;
 	}
-	wk_kafka_wait(o->o.producer, status, (size_t)n, wait_ms);
+	n = rows;
+	wk_kafka_wait(o->o.producer, status, (size_t)msgs, wait_ms);
 	/* Delete what Kafka acknowledged, up to the first failure, so that order per key holds. */
 	json_t *ids = json_array();
-	int delivered = 0;
-	for (int i = 0; i < n && atomic_load(&status[i]) == WK_DR_OK; i++, delivered++)
+	int delivered = 0, m = 0;
+	for (int i = 0; i < n; i++, delivered++) {
+		while (m < ends[i] && atomic_load(&status[m]) == WK_DR_OK)
+			m++;
+		if (m < ends[i])
+			break;
 		json_array_append_new(ids, json_integer(strtoll(PQgetvalue(r, i, 0), NULL, 10)));
+	}
 	PQclear(r);
 	char *text = json_dumps(ids, JSON_COMPACT);
 	json_decref(ids);
 	const char *dp[] = {text};
-	int bad = delivered > 0 &&
-		  cm_pg_command(o->conn,
-				"DELETE FROM outbox WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
-				1, dp, err, sizeof(err)) == -1;
+	static const char DELETE_SQL[] =
+		"DELETE FROM outbox WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)";
+	PGresult *dr = delivered > 0
+			       ? cm_pg_query_prepared(o->conn, "bj_outbox_delete", DELETE_SQL, 1, dp, err, sizeof(err))
+			       : NULL;
+	int bad = delivered > 0 && !dr;
+	PQclear(dr);
 	free(text);
 	if (bad)
 		goto rollback;
 	if (cm_pg_exec(o->conn, "COMMIT", err, sizeof(err)) == -1)
 		goto fail;
-	cm_metric_add(&wk_m_outbox_relayed, delivered);
+	cm_metric_add(&wk_m_outbox_relayed, delivered ? ends[delivered - 1] : 0);
 	if (delivered < n) {
-		cm_log_warn("outbox: %d of %d message(s) not acknowledged by Kafka; they stay and are retried",
+		cm_log_warn("outbox: %d of %d row(s) not acknowledged by Kafka; they stay and are retried",
 			    n - delivered, n);
 		goto fail_nolog;
 	}
 	free(status);
+	free(ends);
 	return n;
 rollback:
 	cm_pg_exec_quiet(o->conn, "ROLLBACK");
@@ -108,6 +167,7 @@ fail:
 	cm_log_warn("outbox: %s", err);
 fail_nolog:
 	free(status);
+	free(ends);
 	return rc;
 }
 
@@ -128,7 +188,10 @@ static int become_leader(struct wk_outbox *o)
 static void measure_backlog(struct wk_outbox *o)
 {
 	char err[256];
-	PGresult *r = cm_pg_query(o->conn, "SELECT count(*) FROM outbox", 0, NULL, err, sizeof(err));
+	PGresult *r = cm_pg_query(o->conn,
+				  "SELECT coalesce(sum(CASE WHEN key IS NULL AND jsonb_typeof(payload) = 'array'"
+				  " THEN jsonb_array_length(payload) ELSE 1 END), 0) FROM outbox",
+				  0, NULL, err, sizeof(err));
 	if (r) {
 		cm_metric_set(&wk_m_outbox_backlog, atoll(PQgetvalue(r, 0, 0)));
 		PQclear(r);

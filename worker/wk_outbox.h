@@ -6,6 +6,11 @@
  * least once, in order per key. One relay is active at a time across all workers (a PostgreSQL
  * advisory lock; the others stand by and take over when it goes), which keeps each lead's messages
  * in order. Duplicates after a crash carry the same message_id.
+ *
+ * A row is one message (key, payload), or, with a NULL key and a JSON array as payload, the messages
+ * [{"key", "payload"}, …] of one batch in order (the claim's job.started events, a completion's job.done
+ * events): one row per batch instead of per job keeps the outbox cheap. A row is deleted when all of
+ * its messages were acknowledged.
  */
 #ifndef WK_OUTBOX_H
 #define WK_OUTBOX_H

@@ -75,7 +75,8 @@ int wk_run_snapshots(const struct wk_run_ctx *ctx, struct wk_result *res, size_t
 	char *text = json_dumps(keys, JSON_COMPACT);
 	json_decref(keys);
 	const char *p[] = {text};
-	PGresult *pr = text ? cm_pg_query(ctx->conn, SNAPSHOT_SQL, 1, p, errstr, errstr_size) : NULL;
+	PGresult *pr =
+		text ? cm_pg_query_prepared(ctx->conn, "bj_snapshot", SNAPSHOT_SQL, 1, p, errstr, errstr_size) : NULL;
 	free(text);
 	if (!pr)
 		return -1;

@@ -60,6 +60,7 @@ struct wk_sandbox {
 	char *envp[MAX_ENV + 1];
 	pthread_mutex_t mu;
 	struct child *idle_head, *idle_tail;
+	int starting; /* spare children top_up is starting now (so that threads do not all start one) */
 	struct zombie *zombies;
 	struct wk_sandbox_stats st;
 };
@@ -367,19 +368,28 @@ static void top_up(struct wk_sandbox *sb)
 {
 	for (;;) {
 		pthread_mutex_lock(&sb->mu);
-		int missing = sb->st.idle < sb->o.children;
+		int missing = sb->st.idle + sb->starting < sb->o.children;
+		if (missing)
+			sb->starting++;
 		pthread_mutex_unlock(&sb->mu);
 		if (!missing)
 			return;
 		char err[512];
 		struct child *c = child_spawn(sb, err, sizeof(err));
+		pthread_mutex_lock(&sb->mu);
+		sb->starting--;
+		int spare = c && sb->st.idle >= sb->o.children; /* a run's child came back meanwhile */
+		if (c && !spare)
+			idle_push(sb, c);
+		pthread_mutex_unlock(&sb->mu);
+		if (spare) {
+			child_retire(sb, c);
+			return;
+		}
 		if (!c) {
 			cm_log_warn("sandbox: starting a spare child: %s", err);
 			return; /* the next run starts one itself, or says why it cannot */
 		}
-		pthread_mutex_lock(&sb->mu);
-		idle_push(sb, c);
-		pthread_mutex_unlock(&sb->mu);
 	}
 }
 
@@ -652,6 +662,9 @@ static void build_argv(struct wk_sandbox *sb)
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--jobs-max=%zu", l->jobs_max);
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--log-max=%zu", l->log_max);
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--calls-max=%zu", l->calls_max);
+	snprintf(sb->args[i++], sizeof(sb->args[0]), "--states=%zu", l->states < 1 ? 1 : l->states > 4 ? 4 : l->states);
+	snprintf(sb->args[i++], sizeof(sb->args[0]), "--runs-per-state=%d",
+		 l->runs_per_state < 1 ? 1 : l->runs_per_state);
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--timezone=%s", cm_time_zone());
 	snprintf(sb->args[i++], sizeof(sb->args[0]), "--log-format=%s",
 		 cm_log_get_format() == CM_LOG_TEXT ? "text" : "json");

@@ -48,12 +48,12 @@ static const char INSERT_SQL[] =
 	"  ON CONFLICT (job_id) DO NOTHING"
 	"  RETURNING job_id, bot_id, lead_id, due_at, period_sec"
 	"), ev AS ("
-	"  INSERT INTO outbox (topic, key, payload)"
-	"  SELECT 'events', bot_id || ':' || coalesce(lead_id::text, '-'),"
-	"         jsonb_build_object('v', 1, 'type', 'job.scheduled', 'job_id', job_id, 'bot_id', bot_id,"
+	"  INSERT INTO outbox (topic, key, payload)" /* one row for the batch's events (wk_outbox.h) */
+	"  SELECT 'events', NULL, jsonb_agg(jsonb_build_object('key', bot_id || ':' || coalesce(lead_id::text, '-'),"
+	"         'payload', jsonb_build_object('v', 1, 'type', 'job.scheduled', 'job_id', job_id, 'bot_id', bot_id,"
 	"                            'lead_id', lead_id, 'due_at', botjobs_ts(due_at),"
-	"                            'is_periodic', period_sec IS NOT NULL, 'at', botjobs_ts(clock_timestamp()))"
-	"  FROM ins WHERE $2::boolean"
+	"                            'is_periodic', period_sec IS NOT NULL, 'at', botjobs_ts(clock_timestamp()))))"
+	"  FROM ins WHERE $2::boolean HAVING count(*) > 0"
 	")"
 	"SELECT count(*), coalesce((extract(epoch FROM min(due_at)) * 1000000)::bigint, 9223372036854775807) FROM ins";
 
@@ -103,7 +103,7 @@ int wk_store_insert_envelopes(PGconn *c, const json_t *envelopes, int events, in
 		return -1;
 	}
 	const char *p[] = {text, events ? "true" : "false"};
-	PGresult *r = cm_pg_query(c, INSERT_SQL, 2, p, errstr, errstr_size);
+	PGresult *r = cm_pg_query_prepared(c, "bj_insert", INSERT_SQL, 2, p, errstr, errstr_size);
 	free(text);
 	if (!r)
 		return -1;
@@ -194,12 +194,12 @@ out:
 	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id" \
 	"   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id))"
 
+static const char NEXT_DUE_SQL[] = "SELECT (extract(epoch FROM j.due_at) * 1000000)::bigint FROM jobs j"
+				   " WHERE j.state = 'scheduled' AND" IS_LEAD_HEAD " ORDER BY j.due_at LIMIT 1";
+
 int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_size)
 {
-	PGresult *r = cm_pg_query(c,
-				  "SELECT (extract(epoch FROM j.due_at) * 1000000)::bigint FROM jobs j"
-				  " WHERE j.state = 'scheduled' AND" IS_LEAD_HEAD " ORDER BY j.due_at LIMIT 1",
-				  0, NULL, errstr, errstr_size);
+	PGresult *r = cm_pg_query_prepared(c, "bj_next_due", NEXT_DUE_SQL, 0, NULL, errstr, errstr_size);
 	if (!r)
 		return -1;
 	*due_us = PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : INT64_MAX;
@@ -216,15 +216,16 @@ static const char CLAIM_SQL[] =
 	"  UPDATE jobs j SET state = 'running', lease_owner = $1,"
 	"         lease_until = clock_timestamp() + make_interval(secs => $2::integer),"
 	"         attempts = j.attempts + 1, updated_at = now()"
-	"  FROM c WHERE j.job_id = c.job_id"
+	"  WHERE j.job_id = ANY (ARRAY(SELECT job_id FROM c))" /* by the primary key: never a scan of jobs */
 	"  RETURNING j.*"
 	"), ev AS ("
-	"  INSERT INTO outbox (topic, key, payload)"
-	"  SELECT 'events', u.bot_id || ':' || coalesce(u.lead_id::text, '-'),"
-	"         jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
+	"  INSERT INTO outbox (topic, key, payload)" /* one row for the batch's events (wk_outbox.h) */
+	"  SELECT 'events', NULL, jsonb_agg(jsonb_build_object('key', u.bot_id || ':' || coalesce(u.lead_id::text, "
+	"'-'),"
+	"         'payload', jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
 	"                            'lead_id', u.lead_id, 'due_at', botjobs_ts(u.due_at), 'run', u.runs + 1,"
-	"                            'worker', $1, 'at', botjobs_ts(clock_timestamp()))"
-	"  FROM u WHERE $4::boolean AND u.bcast_cursor IS NULL"
+	"                            'worker', $1, 'at', botjobs_ts(clock_timestamp()))) ORDER BY u.due_at, u.job_id)"
+	"  FROM u WHERE $4::boolean AND u.bcast_cursor IS NULL HAVING count(*) > 0"
 	")"
 	"SELECT job_id, bot_id, lead_id, ticket_id, target_kind, target_id, target_code,"
 	"       (extract(epoch FROM due_at) * 1000000)::bigint, period_sec, condition, params::text,"
@@ -261,7 +262,7 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 	const char *p[] = {worker, lease, lim, events ? "true" : "false"};
 	*out = NULL;
 	*n = 0;
-	PGresult *r = cm_pg_query(c, CLAIM_SQL, 4, p, errstr, errstr_size);
+	PGresult *r = cm_pg_query_prepared(c, "bj_claim", CLAIM_SQL, 4, p, errstr, errstr_size);
 	if (!r)
 		return -1;
 	int rows = PQntuples(r);

@@ -347,6 +347,30 @@ Test(sandbox, children_retire_after_max_runs)
 	wk_sandbox_free(sb);
 }
 
+/* A child keeps its MuJS state for a bot across runs (wk_js.h), as the in-process engine does: a
+ * non-enumerable global that one run defines is still there in the next run of the same bot, until
+ * runs_per_state runs rebuild the state. */
+Test(sandbox, a_child_reuses_its_state_for_a_bot)
+{
+	char err[512];
+	struct wk_sandbox_opts o = opts(1, 1000, 5000);
+	o.js.runs_per_state = 3;
+	struct wk_sandbox *sb = wk_sandbox_new(&o, err, sizeof(err));
+	cr_assert(sb, "wk_sandbox_new: %s", err);
+	static const char code[] = "var seen = typeof kept === 'number' ? kept : 0;"
+				   "Object.defineProperty(this, 'kept', {value: seen + 1, writable: true});"
+				   "return seen;";
+	static const int expect[] = {0, 1, 2, 0, 1, 2, 0};
+	for (int i = 0; i < 7; i++) {
+		json_t *r = run(sb, code, NULL);
+		cr_expect_str_eq(outcome(r), "done", "run %d: %s", i, error(r));
+		cr_expect_eq(json_integer_value(json_object_get(r, "result")), expect[i], "run %d", i);
+		json_decref(r);
+	}
+	cr_expect_eq(stats(sb).spawned, 1);
+	wk_sandbox_free(sb);
+}
+
 struct many {
 	struct wk_sandbox *sb;
 	int ok;
