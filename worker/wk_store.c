@@ -189,10 +189,15 @@ out:
 	return rc;
 }
 
-/* A lead's earliest pending job is its head; only heads run, so one lead's runs are sequential. */
-#define IS_LEAD_HEAD                                                                            \
-	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id" \
-	"   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id))"
+/* A lead's earliest pending job is its head; only heads run, so one lead's runs are sequential. A
+ * running job of the lead blocks every other, also one due earlier: such a job can be stored while a
+ * later one runs (a run_at in the past, a delayed delivery), and it must wait for that run's commit,
+ * or both runs read the same lead snapshot and one's attribute writes are lost (chaos harness). */
+#define IS_LEAD_HEAD                                                                                  \
+	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"       \
+	"   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id))" \
+	" AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.bot_id = j.bot_id AND r.lead_id = j.lead_id"   \
+	"   AND r.state = 'running')"
 
 static const char NEXT_DUE_SQL[] = "SELECT (extract(epoch FROM j.due_at) * 1000000)::bigint FROM jobs j"
 				   " WHERE j.state = 'scheduled' AND" IS_LEAD_HEAD " ORDER BY j.due_at LIMIT 1";

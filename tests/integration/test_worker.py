@@ -360,3 +360,32 @@ def test_the_same_cancel_twice_in_one_batch_does_not_block_the_partition(make_st
     assert s.job(tomb)["state"] == "cancelled"
     assert s.lead(1)["attributes"]["echo"] == "after"
     assert not any("cannot affect row a second time" in w.tail(300) for w in s.workers)
+
+
+def test_a_job_stored_while_a_later_one_of_its_lead_runs_waits_for_that_run(make_stack):
+    """A job can be stored with a due time earlier than a job of its lead that is already running (a
+    run_at in the past, a late delivery). It is then the lead's head by due time, but it must not start
+    before the running one commits: both would read the same lead snapshot and one run's attribute
+    writes would be lost (chaos harness, scenario none: a lead's effect log lacked a run)."""
+    s = make_stack(worker_args=["--script-timeout-ms=10000"])
+    add_trigger(s, "slow_append", "var seq = lead.getJsonAttr('seq') || [];\n"
+                                  "if (request.json.slow) { var until = Date.now() + 2500; while (Date.now() < until) {} }\n"
+                                  "seq.push(request.json.n);\nlead.setJsonAttr('seq', seq);")
+    s.start_worker()
+    s.start_worker()  # one worker may wait for its batch; the other is free to claim b meanwhile
+    a = envelope(lead=1, due=now() + dt.timedelta(seconds=1), trigger_code="slow_append",
+                 script_request_params={"n": "a", "slow": True})
+    publish(s, [a])
+    wait_for(lambda: (s.job(a["job_id"]) or {}).get("state") == "running", 20, interval=0.02, what="a running")
+    # Stored now, due before a: as the consumer stores a job whose message was produced (and its due
+    # time fixed) just before a's due time, but that reached PostgreSQL just after a's claim.
+    b = {"job_id": str(uuid.uuid4())}
+    s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, params)"
+          " SELECT %s, 1, 1, 'trigger', 'slow_append', due_at - interval '10 ms', '{\"n\": \"b\"}'"
+          " FROM jobs WHERE job_id = %s", b["job_id"], a["job_id"])
+    s.wait_job(b["job_id"], timeout=30)
+    s.wait_job(a["job_id"], timeout=30)
+    (_, _, _, a_finished, _), = runs_of(s, a["job_id"])
+    (_, _, b_started, _, _), = runs_of(s, b["job_id"])
+    assert b_started >= a_finished, f"b started {b_started} while a ran (until {a_finished})"
+    assert s.lead(1)["attributes"]["seq"] == ["a", "b"], "both runs' writes, in commit order"
