@@ -139,6 +139,8 @@ class Services:
             os.kill(pm, 0)
         except (OSError, ValueError, IndexError):
             return []
+        if _state(pm) in ("Z", "gone"):
+            return []
         return [pm] + _children(pm)
 
     def pg_kill9(self):
@@ -151,6 +153,11 @@ class Services:
         deadline = now() + 20
         while any(os.path.exists(f"/proc/{p}") and _state(p) != "Z" for p in pids) and now() < deadline:
             time.sleep(0.05)
+        # The postmaster is not our child: until init reaps it, its zombie passes kill -0, and pg_ctl
+        # (and PostgreSQL's own lock file check) would take it for a running server. Every process of
+        # the cluster is dead by now, as after a power cut: the lock file goes, as a reboot would.
+        if pids and all(_state(p) in ("Z", "gone") for p in pids):
+            (pathlib.Path(os.path.realpath(self.pg.datadir)) / "postmaster.pid").unlink(missing_ok=True)
 
     def pg_signal(self, sig):
         for p in self.pg_pids():
@@ -172,9 +179,9 @@ class Services:
         try:
             pid = int((pathlib.Path(self.kafka.datadir) / "kafka.pid").read_text().strip())
             os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        return None if _state(pid) in ("Z", "gone") else pid
 
     def kafka_kill9(self):
         pid = self.kafka_pid()
@@ -182,6 +189,9 @@ class Services:
             os.kill(pid, signal.SIGKILL)
             while os.path.exists(f"/proc/{pid}") and _state(pid) != "Z":
                 time.sleep(0.05)
+        # The broker is not our child: until init reaps it, the zombie passes kafka.sh's kill -0 and
+        # "kafka.sh start" would answer "already running" (the broker stayed down for 90 s).
+        (pathlib.Path(self.kafka.datadir) / "kafka.pid").unlink(missing_ok=True)
 
     def heal(self):
         """Whatever a fault left stopped or down, running again."""
@@ -627,7 +637,11 @@ class Nemesis:
                 self.errors.append(f"{name}: {e!r}")
                 log(f"nemesis: {name} failed: {e!r}")
                 ev.setdefault("healed", now())
-                self.services.heal()
+                try:
+                    self.services.heal()
+                except Exception as e2:
+                    self.errors.append(f"{name}: heal: {e2!r}")
+                    log(f"nemesis: {name}: heal failed: {e2!r}")
             deadline = now() + 90
             while now() < deadline:
                 try:
