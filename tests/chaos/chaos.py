@@ -248,6 +248,17 @@ def self_check(h):
             return False
         seq[0], seq[1] = seq[1], seq[0]
 
+    def overlap(d):  # a run claimed before the lead's previous run committed
+        rs = sorted((r for r in d["runs"] if r["lead_id"] == a["lead"] and r["outcome"] == "done"
+                     and r.get("committed") is not None), key=lambda r: r["committed"])
+        if len(rs) < 2:
+            return False
+        x, y = rs[-2], rs[-1]
+        for e in d["events"]:
+            if e["type"] == "job.started" and e["job_id"] == y["job_id"] and e.get("run") == y["run_no"]:
+                e["at"] = x["committed"] - 0.05
+        y["started"] = max(y["started"], x["committed"])
+
     def redelivery_only(d):  # a copy with the same id is allowed: must NOT fail
         m = next(m for m in d["outbound"] if m["job_id"] == a["job_id"])
         d["outbound"].append(dict(m, offset=m["offset"] + 10 ** 6))
@@ -258,6 +269,7 @@ def self_check(h):
     expect("a second message id for one run", second_message, "duplicated")
     expect("a second run of a one-shot job", second_run, "duplicated")
     expect("a lead's effects swapped", swap_order, "order")
+    expect("a run claimed while the lead's previous run ran", overlap, "order")
     d = copy.deepcopy(h)
     redelivery_only(d)
     r = checker.check(d)

@@ -324,6 +324,15 @@ def _check_order(res, h, accepted, jobs_by_id, jobs_by_cid, runs, leads_attrs, c
             if a["finished"] > b["started"] + 1e-6:
                 res.add("order", f"lead {lead}: runs overlap: job {a['job_id']} run {a['run_no']} until"
                                  f" {a['finished']:.3f}, job {b['job_id']} run {b['run_no']} from {b['started']:.3f}")
+        # Runs do not overlap between claim and commit either: in commit order, each run was claimed
+        # after the one before it committed (job_runs' start and finish are the script's, inside).
+        by_commit = sorted((r for r in runs_by_lead.get(lead, []) if r.get("committed") is not None),
+                           key=lambda r: r["committed"])
+        for a, b in zip(by_commit, by_commit[1:]):
+            cl = [t for t in claims.get((b["job_id"], b["run_no"]), []) if t <= b["started"] + 1e-6]
+            if cl and max(cl) < a["committed"] - 0.001:
+                res.add("order", f"lead {lead}: job {b['job_id']} run {b['run_no']} claimed at {max(cl):.3f}, while"
+                                 f" job {a['job_id']} run {a['run_no']} ran (committed {a['committed']:.3f})")
         # No run before an earlier-due job of the lead that was committed when the run was claimed.
         info = []
         for job_id, run_no in log_runs:
