@@ -238,6 +238,54 @@ static const char CLAIM_SQL[] =
 	"       (extract(epoch FROM accepted_at) * 1000000)::bigint, bcast_cursor"
 	" FROM u ORDER BY due_at";
 
+/*
+ * IS_LEAD_HEAD is judged in the claim's snapshot: a job of the lead stored or claimed by another worker
+ * after that snapshot was taken is not seen, and two workers can each claim one job of a lead (chaos
+ * harness: a job stored while another worker's claim of a later one of its lead was under way). So once
+ * the claim has committed, a new snapshot looks again: a claimed job whose lead has another running job
+ * is handed back at once. Of two overlapping claims the later-committed one always sees the other, so at
+ * most one run per lead goes ahead; the handed-back job is claimed again when that run completes (its
+ * NOTIFY).
+ */
+static const char YIELD_SQL[] =
+	"UPDATE jobs j SET state = 'scheduled', attempts = greatest(j.attempts - 1, 0), lease_owner = NULL,"
+	"       lease_until = NULL, updated_at = now()"
+	" WHERE j.job_id = ANY ($2::uuid[]) AND j.lease_owner = $1 AND j.state = 'running' AND j.lead_id IS NOT NULL"
+	"   AND EXISTS (SELECT 1 FROM jobs r WHERE r.bot_id = j.bot_id AND r.lead_id = j.lead_id"
+	"               AND r.state = 'running' AND r.job_id <> j.job_id)"
+	" RETURNING j.job_id::text";
+
+/* Hands back the claimed jobs (rows of r) whose lead another worker runs meanwhile; *yielded gets a new
+ * result whose rows are their ids. */
+static int yield_overlapping(PGconn *c, const char *worker, PGresult *r, PGresult **yielded, char *errstr,
+			     size_t errstr_size)
+{
+	int rows = PQntuples(r);
+	size_t len = 3 + (size_t)rows * 38;
+	char *ids = malloc(len), *w = ids;
+	if (!ids) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	*w++ = '{';
+	for (int i = 0; i < rows; i++)
+		w += sprintf(w, "%s%s", i ? "," : "", PQgetvalue(r, i, 0)); /* a uuid: 36 characters */
+	*w++ = '}';
+	*w = '\0';
+	const char *p[] = {worker, ids};
+	*yielded = cm_pg_query_prepared(c, "bj_claim_yield", YIELD_SQL, 2, p, errstr, errstr_size);
+	free(ids);
+	return *yielded ? 0 : -1;
+}
+
+static int was_yielded(PGresult *y, const char *job_id)
+{
+	for (int i = 0; i < PQntuples(y); i++)
+		if (strcmp(PQgetvalue(y, i, 0), job_id) == 0)
+			return 1;
+	return 0;
+}
+
 static char **tags_from_json(const char *text, size_t *n)
 {
 	json_t *a = json_loads(text, 0, NULL);
@@ -275,14 +323,30 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 		PQclear(r);
 		return 0;
 	}
-	struct wk_claimed *jobs = calloc((size_t)rows, sizeof(*jobs));
+	PGresult *y = NULL;
+	if (yield_overlapping(c, worker, r, &y, errstr, errstr_size) == -1) {
+		PQclear(r); /* the claimed jobs run again after their lease */
+		return -1;
+	}
+	int kept = rows - PQntuples(y);
+	if (kept == 0) {
+		PQclear(y);
+		PQclear(r);
+		return 0;
+	}
+	struct wk_claimed *jobs = calloc((size_t)kept, sizeof(*jobs));
 	if (!jobs) {
+		PQclear(y);
 		PQclear(r);
 		snprintf(errstr, errstr_size, "out of memory");
 		return -1;
 	}
+	int k = 0;
 	for (int i = 0; i < rows; i++) {
-		struct cm_job *j = &jobs[i].job;
+		if (was_yielded(y, PQgetvalue(r, i, 0)))
+			continue;
+		struct wk_claimed *cj = &jobs[k++];
+		struct cm_job *j = &cj->job;
 		snprintf(j->job_id, sizeof(j->job_id), "%s", PQgetvalue(r, i, 0));
 		j->bot_id = int_or_zero(r, i, 1);
 		j->lead_id = int_or_zero(r, i, 2);
@@ -299,14 +363,15 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 			j->params = json_object();
 		j->add_tags = tags_from_json(PQgetvalue(r, i, 11), &j->n_add_tags);
 		j->remove_tags = tags_from_json(PQgetvalue(r, i, 12), &j->n_remove_tags);
-		jobs[i].attempts = (int)int_or_zero(r, i, 13);
-		jobs[i].runs = (int)int_or_zero(r, i, 14);
+		cj->attempts = (int)int_or_zero(r, i, 13);
+		cj->runs = (int)int_or_zero(r, i, 14);
 		j->accepted_us = int_or_zero(r, i, 15);
-		jobs[i].bcast_cursor = int_or_zero(r, i, 16);
+		cj->bcast_cursor = int_or_zero(r, i, 16);
 	}
+	PQclear(y);
 	PQclear(r);
 	*out = jobs;
-	*n = (size_t)rows;
+	*n = (size_t)kept;
 	return 0;
 }
 

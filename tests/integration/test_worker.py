@@ -389,3 +389,37 @@ def test_a_job_stored_while_a_later_one_of_its_lead_runs_waits_for_that_run(make
     (_, _, b_started, _, _), = runs_of(s, b["job_id"])
     assert b_started >= a_finished, f"b started {b_started} while a ran (until {a_finished})"
     assert s.lead(1)["attributes"]["seq"] == ["a", "b"], "both runs' writes, in commit order"
+
+
+def test_two_workers_never_run_one_lead_at_once_even_when_a_claim_overlooks_a_new_job(make_stack):
+    """The claim judges "is this the lead's head?" in its snapshot. If job b (due earlier) is stored
+    while another worker's claim of job a is under way, that claim does not see b, the other worker
+    claims b meanwhile, and both ran at once: one run's writes were lost (chaos harness, scenario none:
+    a claim 5 ms before the other run committed). A trigger stretches a's claim statement to 1.5 s to
+    open that window every time; a's claim must hand a back once it sees b running."""
+    s = make_stack(worker_args=["--script-timeout-ms=10000"])
+    add_trigger(s, "slow_append", "var seq = lead.getJsonAttr('seq') || [];\n"
+                                  "if (request.json.slow) { var until = Date.now() + 2500; while (Date.now() < until) {} }\n"
+                                  "seq.push(request.json.n);\nlead.setJsonAttr('seq', seq);")
+    s.sql("CREATE FUNCTION slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$"
+          " BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$")
+    s.sql("CREATE TRIGGER slow_claim BEFORE UPDATE ON jobs FOR EACH ROW WHEN"
+          " (OLD.state = 'scheduled' AND NEW.state = 'running' AND NEW.params->>'n' = 'a') EXECUTE FUNCTION slow_claim()")
+    s.start_worker()
+    s.start_worker()
+    due = now() + dt.timedelta(seconds=2)
+    a = envelope(lead=1, due=due, trigger_code="slow_append", script_request_params={"n": "a"})
+    publish(s, [a])
+    wait_for(lambda: s.job(a["job_id"]), 20, interval=0.02, what="a stored")
+    while now() < due + dt.timedelta(milliseconds=400):  # a's claim is asleep in its trigger now
+        time.sleep(0.01)
+    b = {"job_id": str(uuid.uuid4())}
+    s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, params)"
+          " VALUES (%s, 1, 1, 'trigger', 'slow_append', %s, '{\"n\": \"b\", \"slow\": true}')",
+          b["job_id"], due - dt.timedelta(milliseconds=10))
+    s.wait_job(b["job_id"], timeout=30)
+    s.wait_job(a["job_id"], timeout=30)
+    (_, _, _, b_finished, _), = runs_of(s, b["job_id"])
+    (_, _, a_started, _, _), = runs_of(s, a["job_id"])
+    assert a_started >= b_finished, f"a started {a_started} while b ran (until {b_finished})"
+    assert s.lead(1)["attributes"]["seq"] == ["b", "a"], "both runs' writes, in commit order"
