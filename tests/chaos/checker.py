@@ -294,6 +294,18 @@ def _check_order(res, h, accepted, jobs_by_id, jobs_by_cid, runs, leads_attrs, c
     """Per lead: the effect log is the order of the committed runs, runs do not overlap, no run went
     before an earlier-due job of its lead that was already committed, outbound messages in that order."""
     ingest = h.get("ingest", {})
+    # A commit's timestamp is taken before the commit becomes visible; a fault (a SIGSTOPped or killed
+    # PostgreSQL) between the two makes it visible only after the fault. Within a fault's window, a
+    # job counts as available from the fault's end.
+    windows = [(e["inject"], e.get("healthy", e["inject"])) for e in h.get("faults", [])]
+
+    def available(t):
+        if t is None:
+            return None
+        for lo, hi in windows:
+            if lo <= t <= hi:
+                return hi
+        return t
     committed_run = {(r["job_id"], r["run_no"]): r for r in runs if r["outcome"] == "done"}
     runs_by_lead = collections.defaultdict(list)
     for r in runs:
@@ -339,7 +351,8 @@ def _check_order(res, h, accepted, jobs_by_id, jobs_by_cid, runs, leads_attrs, c
             r = committed_run.get((job_id, run_no))
             if r is None:
                 continue
-            avail = ingest.get(job_id) if run_no == 1 else (committed_run.get((job_id, run_no - 1)) or {}).get("committed")
+            avail = available(ingest.get(job_id) if run_no == 1
+                              else (committed_run.get((job_id, run_no - 1)) or {}).get("committed"))
             cl = [t for t in claims.get((job_id, run_no), []) if t <= r["started"] + 1e-6]
             info.append((job_id, run_no, r["due"], avail, max(cl) if cl else r["started"]))
         for i in range(len(info)):

@@ -166,6 +166,20 @@ class Services:
             except ProcessLookupError:
                 pass
 
+    def pg_start(self):
+        """Starts PostgreSQL; after a kill -9, a backend the postmaster forked just before it died may
+        still hold the old shared memory for a moment ("pre-existing shared memory block is still in
+        use"): it exits on its own once it notices, so a failed start is tried again for up to 20 s."""
+        for attempt in range(20):
+            try:
+                self.pg.start()
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 19:
+                    raise
+                log("PostgreSQL did not start yet (left-over backends?); again in 1 s")
+                time.sleep(1)
+
     def pg_up(self):
         try:
             with psycopg.connect(self.pg.uri("postgres"), connect_timeout=2) as c:
@@ -197,7 +211,7 @@ class Services:
         """Whatever a fault left stopped or down, running again."""
         self.pg_signal(signal.SIGCONT)
         if not self.pg_pids():
-            self.pg.start()
+            self.pg_start()
         if not self.kafka_pid():
             self.kafka.start()
 
@@ -561,7 +575,7 @@ def _pg_fault(how):
             services.pg.stop()  # pg_ctl stop -m fast: a graceful shutdown
         time.sleep(rnd.uniform(0.5, 2.0))
         ev["healed"] = now()
-        services.pg.start()
+        services.pg_start()
     return fault
 
 
