@@ -4,7 +4,7 @@ chaos.py - the fault-injection harness (issue 8): runs botjobs under load while 
 stops, pauses and slows its parts, then checks that every accepted job ran once in effect.
 
     make chaos                              every scenario, CHAOS_DURATION (60 s) of load each
-    make chaos CHAOS_DURATION=12            the short version CI runs
+    make chaos-short                        the short version CI runs (10 s each, ~7 min)
     .local/venv/bin/python tests/chaos/chaos.py --duration 30 --scenarios worker-kill9,pg-kill9
 
 One PostgreSQL and one Kafka broker serve the whole run; each scenario gets a fresh database and

@@ -3,7 +3,7 @@ checker.py - compares what the clients were told (the ledger) with what happened
 Kafka topics) after a chaos scenario, and says what was lost, duplicated or out of order.
 
     check(history) -> result      a pure function over the history chaos.py collects (history.json);
-                                  tests/chaos/test_checker.py feeds it doctored histories
+                                  chaos.py's self_check feeds it doctored histories every run
     python tests/chaos/checker.py RUN/SCENARIO/history.json   checks a stored history again
 
 The evidence, per request (cid = the client's request number, in script_request_params):
