@@ -8,6 +8,8 @@
 #   make docs       build/docs: the OpenAPI document, JSON Schemas and Swagger UI the producer serves at /api/docs
 #   make SANITIZE=1 ...   the same with ASan + UBSan (objects and binaries under build/san)
 #   make WERROR=1   warnings are errors (the default when CI is set)
+#   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_SECONDS (60) each; FUZZ_TARGETS=request to pick
+#   make valgrind   every unit test under valgrind memcheck (errors and definite/indirect leaks fail it)
 
 CC       ?= cc
 SANITIZE ?= 0
@@ -16,7 +18,13 @@ WERROR   ?= 1
 endif
 WERROR   ?= 0
 
-ifeq ($(SANITIZE),1)
+# FUZZ=1: the fuzz variant (build/fuzz): clang, ASan + UBSan and libFuzzer's coverage; `make fuzz` uses it.
+FUZZ     ?= 0
+FUZZ_CC  ?= clang
+ifeq ($(FUZZ),1)
+VARIANT  := fuzz
+CC       := $(FUZZ_CC)
+else ifeq ($(SANITIZE),1)
 VARIANT  := san
 else
 VARIANT  := rel
@@ -43,6 +51,12 @@ ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 LDFLAGS  += -fsanitize=address,undefined
 endif
+ifeq ($(FUZZ),1)
+# (clang's -Wpedantic also flags the GNU statement expressions of librdkafka's RD_KAFKA_V_* macros)
+CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 \
+            -Wno-gnu-statement-expression
+LDFLAGS  += -fsanitize=address,undefined
+endif
 
 COMMON_SRC := $(wildcard common/*.c)
 PROD_SRC   := $(wildcard producer/*.c)
@@ -63,11 +77,11 @@ PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobs-s
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps deps-lint docs test unit integration chaos chaos-short up down run logs clean format format-check lint bench help
+.PHONY: all deps deps-lint docs test unit integration chaos chaos-short fuzz fuzz-build valgrind up down run logs clean format format-check lint bench help
 all: $(PROGS)
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,12p' Makefile
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -140,6 +154,13 @@ $(B)/tests/test_%: $(B)/tests/unit/test_%.o $(LIBWORKER) $(LIBPRODUCER) $(LIBCTL
 	@echo "LD $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
+# Fuzz targets (FUZZ=1 only): libFuzzer's main; a target may stub a module it does not link (fuzz_api).
+$(B)/tests/fuzz/%.o: CFLAGS += -Iworker -Iproducer -Isandbox
+$(B)/tests/fuzz_%: $(B)/tests/fuzz/fuzz_%.o $(LIBWORKER) $(LIBPRODUCER) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 deps:
@@ -161,6 +182,50 @@ unit: $(UNITS)
 		cat $(B)/unit.out; [ $$rc = 0 ] || exit $$rc; \
 		if grep -q "ERROR: LeakSanitizer" $(B)/unit.out; then echo "$$t: LeakSanitizer found a leak"; exit 1; fi; \
 	done
+
+# Fuzzing (tests/fuzz/, README "Testing"): each target runs FUZZ_SECONDS on its committed seeds
+# (tests/fuzz/corpus/<name>/, read-only) plus what it finds (build/fuzz/corpus/<name>/); a crash
+# leaves its input in build/fuzz/artifacts/ and fails the run.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_ARGS    ?=
+fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$t build/fuzz/artifacts; \
+		echo "== fuzz_$$t: $(FUZZ_SECONDS) s"; \
+		build/fuzz/tests/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=1 -artifact_prefix=build/fuzz/artifacts/$$t- $(FUZZ_ARGS) \
+			build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>build/fuzz/$$t.log || { tail -60 build/fuzz/$$t.log; exit 1; }; \
+		grep -E "^#[0-9]+[[:space:]]+(DONE|INITED)|stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" build/fuzz/$$t.log; \
+	done
+
+# Unit tests under valgrind memcheck, on the plain build. Criterion runs each test in a child it
+# re-executes, so children are traced; not the sandbox binaries some tests start (seccomp refuses
+# valgrind's syscalls, and the 300 ms watchdog tests would time out). One log per process in
+# build/rel/valgrind/; a process with an error or a definite/indirect leak fails the target.
+# Every test process pays valgrind's start-up (~1 s on one core): all suites take ~8 min on 2 cores, so
+# CI runs the suites that parse hostile input (VALGRIND_TESTS="job time ..."; empty = all).
+VALGRIND_TESTS ?=
+VALGRIND_UNITS  = $(if $(strip $(VALGRIND_TESTS)),$(patsubst %,$(B)/tests/test_%,$(VALGRIND_TESTS)),$(UNITS))
+VALGRIND_JOBS  ?= 2
+VALGRIND_FLAGS ?= --trace-children=yes --trace-children-skip='*botjobs-sandbox*,*fake-sandbox*,/bin/*,/usr/bin/*' \
+		  --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		  --error-exitcode=99 --read-inline-info=no
+valgrind: $(VALGRIND_UNITS)
+	@[ "$(VARIANT)" = rel ] || { echo "make valgrind runs the plain build: no SANITIZE=1 or FUZZ=1"; exit 2; }
+	@rm -rf $(B)/valgrind && mkdir -p $(B)/valgrind
+	@fail=0; for t in $(VALGRIND_UNITS); do n=$$(basename $$t); \
+		valgrind $(VALGRIND_FLAGS) --log-file=$(B)/valgrind/$$n.%p.log $$t --jobs=$(VALGRIND_JOBS) \
+			>$(B)/valgrind/$$n.out 2>&1 || { cat $(B)/valgrind/$$n.out; fail=1; }; \
+		echo "== $$n: $$(grep -ho 'Tested: .*' $(B)/valgrind/$$n.out)"; \
+	done; \
+	bad=$$(grep -lE "ERROR SUMMARY: [1-9]" $(B)/valgrind/*.log); \
+	for f in $$bad; do echo "--- $$f"; cat $$f; done; \
+	echo "valgrind: $$(ls $(B)/valgrind/*.log | wc -l) processes, $$(echo $$bad | wc -w) with errors or leaks"; \
+	[ $$fail = 0 ] && [ -z "$$bad" ]
+
+fuzz-build: $(patsubst %,$(B)/tests/fuzz_%,$(FUZZ_TARGETS))
 
 # Integration tests: pytest starts its own PostgreSQL and Kafka on free ports.
 integration: $(PROGS) docs

@@ -12,6 +12,7 @@
 #include "cm_job.h"
 #include "cm_js.h"
 #include "cm_time.h"
+#include "cm_utf8.h"
 
 const struct cm_job_limits cm_job_default_limits = {
 	.params_max = 64 * 1024,
@@ -51,7 +52,7 @@ void cm_errors_add(json_t *errors, const char *field, const char *fmt, ...)
 		arr = json_array();
 		json_object_set_new(errors, field, arr);
 	}
-	json_array_append_new(arr, json_string(msg));
+	json_array_append_new(arr, cm_json_text(msg)); /* msg may quote a value, or be cut inside a character */
 }
 
 void cm_errors_line(const json_t *errors, char *out, size_t out_size)
@@ -547,7 +548,9 @@ json_t *cm_job_to_envelope(const struct cm_job *job)
 	if (job->condition)
 		json_object_set_new(o, "condition_script_code", json_string(job->condition));
 	json_object_set(o, "script_request_params", job->params ? job->params : json_object());
-	if (job->n_add_tags)
+	/* A tags-only job whose tags were all empty ("add_tags": "") is still one: without the field the
+	 * worker would find neither a target nor tags and dead-letter what the producer accepted. */
+	if (job->n_add_tags || (job->kind == CM_TARGET_NONE && !job->n_remove_tags))
 		json_object_set_new(o, "add_tags", tags_json(job->add_tags, job->n_add_tags));
 	if (job->n_remove_tags)
 		json_object_set_new(o, "remove_tags", tags_json(job->remove_tags, job->n_remove_tags));
@@ -571,6 +574,13 @@ json_t *cm_cancel_to_envelope(const struct cm_cancel *c)
 		json_object_set_new(o, "accepted_at", json_string(cm_time_format_us(c->accepted_us, buf)));
 	}
 	return o;
+}
+
+int64_t cm_envelope_now_us(int64_t kafka_ts_ms, int64_t now_us)
+{
+	if (kafka_ts_ms <= 0 || kafka_ts_ms > CM_TIME_MAX_SEC * 1000)
+		return now_us;
+	return kafka_ts_ms * 1000;
 }
 
 int cm_envelope_parse(const char *data, size_t len, int64_t msg_ts_us, const struct cm_job_limits *limits,

@@ -96,6 +96,12 @@ int cm_envelope_parse(const char *data, size_t len, int64_t msg_ts_us, const str
 		      enum cm_command *cmd, struct cm_job *job, struct cm_cancel *cancel, char *errstr,
 		      size_t errstr_size) CM_MUSTCHECK;
 
+/*
+ * The "now" of a message for cm_envelope_parse: its Kafka timestamp (milliseconds) in µs, or now_us
+ * when it has none (0 or less) or one past 9999-12-31 (publishers choose it; ts * 1000 could overflow).
+ */
+int64_t cm_envelope_now_us(int64_t kafka_ts_ms, int64_t now_us);
+
 /* A cancel envelope, or a cancel_lead one when c->job_id is empty. */
 json_t *cm_cancel_to_envelope(const struct cm_cancel *c);
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cm_log.h"
+#include "cm_utf8.h"
 
 static const char *log_name = "botjobs";
 static enum cm_log_format log_format = CM_LOG_JSON;
@@ -62,6 +63,19 @@ static size_t put_json(char *buf, size_t n, size_t off, const char *s)
 			buf[off++] = 'n';
 		} else if (c < 0x20) {
 			off += (size_t)snprintf(buf + off, n - off, "\\u%04x", c);
+		} else if (c >= 0x80) {
+			/* A client's bytes (a path) need not be UTF-8: the line must stay valid JSON. */
+			size_t k = cm_utf8_seq(s, strnlen(s, 4));
+			if (k == 0) {
+				memcpy(buf + off, "\\ufffd", 6);
+				off += 6;
+			} else if (off + k + 7 < n) {
+				memcpy(buf + off, s, k);
+				off += k;
+				s += k - 1;
+			} else {
+				break;
+			}
 		} else {
 			buf[off++] = (char)c;
 		}

@@ -144,6 +144,12 @@ int cm_time_parse(const char *s, int64_t *out_us, char *errstr, size_t errstr_si
 			return -1;
 		}
 	}
+	/* The zone or the offset may move a time at either end out of the range the envelope's RFC 3339
+	 * form carries (a year of four digits, no time before the epoch). */
+	if (t < 0 || (int64_t)t > CM_TIME_MAX_SEC) {
+		snprintf(errstr, errstr_size, "must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z");
+		return -1;
+	}
 	*out_us = (int64_t)t * CM_US_PER_SEC + frac_us;
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include "cm_compiler.h"
 
 #define CM_US_PER_SEC INT64_C(1000000)
+#define CM_TIME_MAX_SEC INT64_C(253402300799) /* 9999-12-31T23:59:59Z, the last second cm_time_parse accepts */
 #define CM_TIME_BUFSZ 40
 
 int64_t cm_time_now_us(void);  /* wall clock */
@@ -24,8 +25,9 @@ const char *cm_time_zone(void);
 /*
  * Parses a run_at value: "YYYY-MM-DD hh:mm:ss" in the platform zone, or RFC 3339 with an offset
  * ("2026-01-21T18:00:00.250Z", "2026-01-21 21:00:00+03:00"), fractional seconds kept to the µs.
- * Impossible dates (2026-02-30) and local times that do not exist (a DST gap) are errors; errstr
- * gets the rule that was broken, e.g. "must match YYYY-MM-DD hh:mm:ss or RFC 3339".
+ * Impossible dates (2026-02-30), local times that do not exist (a DST gap) and times outside
+ * 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z (after the offset or zone is applied) are errors;
+ * errstr gets the rule that was broken, e.g. "must match YYYY-MM-DD hh:mm:ss or RFC 3339".
  */
 int cm_time_parse(const char *s, int64_t *out_us, char *errstr, size_t errstr_size) CM_MUSTCHECK;
 

@@ -44,7 +44,7 @@ static const struct cm_opt opts[] = {
 	{"http-port", "BOTJOBS_HTTP_PORT", "8080", "port to listen on", CM_OPT_INT, S(http_port), 1, 65535, 0},
 	{"http-threads", "BOTJOBS_HTTP_THREADS", "2", "HTTP worker threads", CM_OPT_INT, S(http_threads), 1, 256, 0},
 	{"max-body-kb", "BOTJOBS_MAX_BODY_KB", "256", "largest request body (KiB); more is 413", CM_OPT_INT, S(max_body_kb), 1, 65536, 0},
-	{"read-timeout-sec", "BOTJOBS_READ_TIMEOUT_SEC", "10", "idle connections are closed after this", CM_OPT_INT, S(read_timeout_sec), 1, 3600, 0},
+	{"read-timeout-sec", "BOTJOBS_READ_TIMEOUT_SEC", "10", "a connection idle, or slower than this to send its request headers or body, is closed", CM_OPT_INT, S(read_timeout_sec), 1, 3600, 0},
 	{"max-connections", "BOTJOBS_MAX_CONNECTIONS", "4096", "concurrent connections", CM_OPT_INT, S(max_connections), 1, 1000000, 0},
 	{"kafka-timeout-ms", "BOTJOBS_KAFKA_TIMEOUT_MS", "10000", "how long a job may wait for Kafka's ack before the answer is 503", CM_OPT_INT, S(kafka_timeout_ms), 100, 600000, 0},
 	{"retry-after-sec", "BOTJOBS_RETRY_AFTER_SEC", "5", "Retry-After of 503 answers", CM_OPT_INT, S(retry_after_sec), 1, 3600, 0},

@@ -17,6 +17,7 @@
 #include "cm_sha256.h"
 #include "cm_signal.h"
 #include "cm_time.h"
+#include "cm_utf8.h"
 #include "pr_api.h"
 #include "pr_metrics.h"
 
@@ -229,7 +230,7 @@ static void schedule(struct pr_api *api, struct pr_req *req, int64_t bot_id)
 	if (!doc) {
 		snprintf(line, sizeof(line), "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
 			 jerr.column);
-		pr_req_error(req, 400, line, json_pack("{s[s]}", "body", jerr.text), 0);
+		pr_req_error(req, 400, line, json_pack("{s[o]}", "body", cm_json_text(jerr.text)), 0);
 		return;
 	}
 	if (!json_is_object(doc)) {
@@ -358,7 +359,7 @@ void pr_api_handle(void *ctx, struct pr_req *req, const char *method, const char
 	}
 	if (!name) {
 		snprintf(msg, sizeof(msg), "no such route: %s %.200s", method, url);
-		pr_req_error(req, 404, msg, NULL, 0);
+		pr_req_error(req, 404, msg, json_pack("{s[s]}", "path", "no such route"), 0);
 		return;
 	}
 	pr_req_set_route(req, name);
@@ -370,7 +371,7 @@ void pr_api_handle(void *ctx, struct pr_req *req, const char *method, const char
 	const char *hit = strstr(allowed, m);
 	if (!hit || (hit[strlen(m)] != '\0' && hit[strlen(m)] != ' ')) {
 		snprintf(msg, sizeof(msg), "%s is not allowed here; use %s", method, allowed);
-		pr_req_error(req, 405, msg, NULL, 0);
+		pr_req_error(req, 405, msg, json_pack("{s[o]}", "method", cm_json_text(msg)), 0);
 		return;
 	}
 	if (cm_signal_stopping()) {
@@ -390,24 +391,28 @@ void pr_api_handle(void *ctx, struct pr_req *req, const char *method, const char
 	}
 	int64_t business_id = 0, bot_business = 0;
 	if (!pr_catalog_auth(api->catalog, token, &business_id)) {
-		pr_req_error(req, 401, "invalid, expired or revoked API token", NULL, 0);
+		pr_req_error(req, 401, "invalid, expired or revoked API token",
+			     json_pack("{s[s]}", "Authorization", "is not a valid, unexpired and unrevoked token"), 0);
 		return;
 	}
 	char hex[65];
 	int retry_after = 1;
 	cm_token_hash_hex(token, hex);
 	if (!pr_ratelimit_take(api->ratelimit, hex, cm_time_mono_us(), &retry_after)) {
-		pr_req_error(req, 429, "rate limit exceeded for this token; slow down", NULL, retry_after);
+		pr_req_error(
+			req, 429, "rate limit exceeded for this token; slow down",
+			json_pack("{s[s]}", "Authorization", "this token's rate limit is exceeded; see Retry-After"),
+			retry_after);
 		return;
 	}
 	if (!pr_catalog_bot(api->catalog, bot_id, &bot_business)) {
 		snprintf(msg, sizeof(msg), "bot %" PRId64 " not found", bot_id);
-		pr_req_error(req, 404, msg, NULL, 0);
+		pr_req_error(req, 404, msg, json_pack("{s[s]}", "bot_id", "no such bot"), 0);
 		return;
 	}
 	if (bot_business != business_id) {
 		snprintf(msg, sizeof(msg), "this token may not act on bot %" PRId64, bot_id);
-		pr_req_error(req, 403, msg, NULL, 0);
+		pr_req_error(req, 403, msg, json_pack("{s[s]}", "bot_id", "is not a bot of this token's business"), 0);
 		return;
 	}
 	if (!strcmp(name, "schedule"))

@@ -134,7 +134,7 @@ int pr_docs_serve(struct pr_docs *d, struct pr_req *req, const char *method, con
 	else
 		return 0;
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		pr_req_error(req, 405, "use GET", NULL, 0);
+		pr_req_error(req, 405, "use GET", json_pack("{s[s]}", "method", "use GET"), 0);
 		return 1;
 	}
 	const struct file *f = d && plain_name(name) ? find(d, name) : NULL;
@@ -142,7 +142,7 @@ int pr_docs_serve(struct pr_docs *d, struct pr_req *req, const char *method, con
 		char msg[300];
 		snprintf(msg, sizeof(msg), "no such document: %.200s (is the docs directory installed? make docs)",
 			 url);
-		pr_req_error(req, 404, msg, NULL, 0);
+		pr_req_error(req, 404, msg, json_pack("{s[s]}", "path", "no such document"), 0);
 		return 1;
 	}
 	pr_req_answer_text(req, 200, content_type(name), f->data, f->len);

@@ -7,6 +7,13 @@
  * request's mutex; pr_req_answer() from the other thread takes the same mutex, so it can only resume
  * a connection that has been suspended. MHD calls access() once more after the resume and the
  * answer is queued. completed() frees the request.
+ *
+ * Slow clients: MHD's connection timeout is an idle timeout, which a client sending its headers one byte
+ * at a time never meets (slowloris). Every connection is therefore tracked from its accept (or the end of
+ * its previous request) until its headers are complete; a reaper thread shuts the socket of one that
+ * takes longer than read_timeout_sec, and MHD then closes it as a peer that went away. A trickled body
+ * is cut by access() itself (408). MHD notifies a connection's end before it closes the descriptor, and
+ * both happen under conns_mu, so the reaper never touches a descriptor that was reused.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +40,19 @@ struct pr_http {
 	void *ready_arg;
 	atomic_int deferred; /* requests waiting for an answer from another thread */
 	atomic_int active;   /* requests allocated and not yet completed */
+	pthread_mutex_t conns_mu;
+	struct conn *conns; /* every open connection (slowloris guard) */
+	pthread_t reaper;
+	atomic_int stopping;
+};
+
+/* An open connection, from MHD's STARTED notification to its CLOSED one. Fields under conns_mu. */
+struct conn {
+	struct conn *prev, *next;
+	int fd;
+	int64_t since_us; /* accepted, or its previous request completed */
+	int reading_head; /* its request line and headers are not complete yet */
+	int cut;	  /* shut by the reaper */
 };
 
 enum phase { READING, HANDLED };
@@ -197,11 +218,7 @@ void pr_req_defer(struct pr_req *r)
 
 void pr_req_error(struct pr_req *r, unsigned status, const char *message, json_t *errors, int retry_after_sec)
 {
-	json_t *body = json_pack("{sb ss}", "success", 0, "message", message);
-	if (errors && json_object_size(errors))
-		json_object_set(body, "errors", errors);
-	json_decref(errors);
-	pr_req_answer(r, status, body, retry_after_sec);
+	pr_req_answer(r, status, pr_error_body(message, errors), retry_after_sec);
 }
 
 static enum MHD_Result queue_answer(struct pr_req *r)
@@ -242,6 +259,81 @@ static enum MHD_Result error_now(struct pr_req *r, unsigned status, const char *
 	return queue_answer(r);
 }
 
+/* Connection tracking for the slowloris guard (see the top of the file). */
+static void conn_cb(void *cls, struct MHD_Connection *connection, void **socket_context,
+		    enum MHD_ConnectionNotificationCode toe)
+{
+	struct pr_http *h = cls;
+	struct conn *c = *socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(c = calloc(1, sizeof(*c))))
+			return; /* untracked: MHD's idle timeout still applies */
+		c->fd = ci->connect_fd;
+		c->since_us = cm_time_mono_us();
+		c->reading_head = 1;
+		pthread_mutex_lock(&h->conns_mu);
+		c->next = h->conns;
+		if (h->conns)
+			h->conns->prev = c;
+		h->conns = c;
+		pthread_mutex_unlock(&h->conns_mu);
+		*socket_context = c;
+		return;
+	}
+	if (!c)
+		return;
+	pthread_mutex_lock(&h->conns_mu);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&h->conns_mu);
+	free(c);
+	*socket_context = NULL;
+}
+
+static void conn_mark(struct pr_http *h, struct MHD_Connection *conn, int reading_head)
+{
+	const union MHD_ConnectionInfo *ci =
+		conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+	struct conn *c = ci ? ci->socket_context : NULL;
+	if (!c)
+		return;
+	pthread_mutex_lock(&h->conns_mu);
+	c->reading_head = reading_head;
+	c->since_us = cm_time_mono_us();
+	pthread_mutex_unlock(&h->conns_mu);
+}
+
+static void *reaper_main(void *arg)
+{
+	struct pr_http *h = arg;
+	const int64_t limit_us = (int64_t)h->o.read_timeout_sec * CM_US_PER_SEC;
+	while (!atomic_load(&h->stopping)) {
+		struct timespec ts = {0, 100 * 1000000L};
+		nanosleep(&ts, NULL);
+		int64_t now = cm_time_mono_us();
+		int cut = 0;
+		pthread_mutex_lock(&h->conns_mu);
+		for (struct conn *c = h->conns; c; c = c->next) {
+			if (c->reading_head && !c->cut && now - c->since_us > limit_us) {
+				shutdown(c->fd, SHUT_RDWR);
+				c->cut = 1;
+				cut++;
+			}
+		}
+		pthread_mutex_unlock(&h->conns_mu);
+		if (cut)
+			cm_log_info("http: closed %d connection(s) that sent no complete request headers within %d s",
+				    cut, h->o.read_timeout_sec);
+	}
+	return NULL;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				 const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
@@ -251,6 +343,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 
 	if (!r) {
 		enum MHD_Result ret;
+		conn_mark(h, conn, 0);
 		if (cm_http_builtin(conn, method, url, h->ready, h->ready_arg, &ret))
 			return ret;
 		r = calloc(1, sizeof(*r));
@@ -343,8 +436,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
 	struct pr_http *h = cls;
 	struct pr_req *r = *req_cls;
-	(void)conn;
 	(void)toe;
+	conn_mark(h, conn, 1); /* a kept-alive connection has read_timeout_sec for its next request's headers */
 	if (!r)
 		return;
 	atomic_fetch_sub(&h->active, 1);
@@ -379,19 +472,29 @@ struct pr_http *pr_http_start(const struct pr_http_opts *o, pr_handler_fn handle
 	h->ctx = ctx;
 	h->ready = ready;
 	h->ready_arg = ready_arg;
+	pthread_mutex_init(&h->conns_mu, NULL);
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_CONNECTION_TIMEOUT,
 				(unsigned)o->read_timeout_sec, MHD_OPTION_CONNECTION_LIMIT,
 				(unsigned)o->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-				MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_LISTENING_ADDRESS_REUSE,
-				(unsigned)1, MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h, MHD_OPTION_NOTIFY_CONNECTION, conn_cb, h,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_per_ip,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(errstr, errstr_size, "cannot listen on %s:%d (in use?)", o->host, o->port);
-		free(h);
-		return NULL;
+		goto err;
+	}
+	if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+		snprintf(errstr, errstr_size, "cannot start the slow-client reaper thread");
+		MHD_stop_daemon(h->d);
+		goto err;
 	}
 	return h;
+err:
+	pthread_mutex_destroy(&h->conns_mu);
+	free(h);
+	return NULL;
 }
 
 void pr_http_quiesce(struct pr_http *h)
@@ -425,6 +528,9 @@ void pr_http_stop(struct pr_http *h, int timeout_ms)
 		struct timespec ts = {0, 10 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
-	MHD_stop_daemon(h->d);
+	atomic_store(&h->stopping, 1);
+	pthread_join(h->reaper, NULL);
+	MHD_stop_daemon(h->d); /* notifies every connection's end: conns_mu is still needed */
+	pthread_mutex_destroy(&h->conns_mu);
 	free(h);
 }

@@ -20,7 +20,7 @@ struct pr_http_opts {
 	int port;
 	int threads;	      /* HTTP worker threads */
 	size_t max_body;      /* bytes; more is answered 413 */
-	int read_timeout_sec; /* an idle connection is closed after this */
+	int read_timeout_sec; /* a connection idle, or slower to send its headers or body, is closed after this */
 	int max_connections;
 	int max_per_ip; /* concurrent connections from one address, 0 = no limit */
 	int access_log; /* one log line per request */
@@ -55,5 +55,8 @@ void pr_req_answer_text(struct pr_req *r, unsigned status, const char *content_t
 /* Failure answer in the API's one error shape:
  * {"success":false,"message":message,"errors":errors}. errors is stolen and may be NULL. */
 void pr_req_error(struct pr_req *r, unsigned status, const char *message, json_t *errors, int retry_after_sec);
+/* That shape as JSON (a new reference; errors is stolen, NULL or empty = no "errors"). Bytes of message
+ * that are not UTF-8 become U+FFFD, so a message quoting a client's bytes still makes an answer. */
+json_t *pr_error_body(const char *message, json_t *errors);
 
 #endif

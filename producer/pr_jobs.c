@@ -70,7 +70,7 @@ static void get_job(PGconn *c, struct task *t)
 		snprintf(msg, sizeof(msg),
 			 "job %s not found in bot %" PRId64 " (a job accepted a moment ago may not be stored yet)",
 			 t->job_id, t->bot_id);
-		pr_req_error(t->req, 404, msg, NULL, 0);
+		pr_req_error(t->req, 404, msg, json_pack("{s[s]}", "job_id", "not found in this bot"), 0);
 	} else {
 		json_t *job = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 		pr_req_answer(t->req, 200, json_pack("{sb so}", "success", 1, "job", job ? job : json_null()), 0);
@@ -170,7 +170,7 @@ static int cancel_job(PGconn *c, struct task *t)
 		snprintf(msg, sizeof(msg),
 			 "job %s not found in bot %" PRId64 " (a job accepted a moment ago may not be stored yet)",
 			 t->job_id, t->bot_id);
-		pr_req_error(t->req, 404, msg, NULL, 0);
+		pr_req_error(t->req, 404, msg, json_pack("{s[s]}", "job_id", "not found in this bot"), 0);
 		PQclear(r);
 		return 0;
 	}
@@ -277,7 +277,8 @@ void pr_jobs_handle(struct pr_api *api, struct pr_req *req, const char *method, 
 		char lead[32];
 		snprintf(lead, sizeof(lead), "%.*s", (int)(strlen(rest) - 12), rest + 7);
 		if (parse_id(lead, &t->lead_id) == -1) {
-			pr_req_error(req, 404, "no such route: the lead id must be a positive integer", NULL, 0);
+			pr_req_error(req, 404, "no such route: the lead id must be a positive integer",
+				     json_pack("{s[s]}", "lead_id", "must be a positive integer"), 0);
 			free(t);
 			return;
 		}

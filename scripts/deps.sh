@@ -16,6 +16,9 @@ root=$PWD
 
 pkgs=(build-essential pkg-config librdkafka-dev libjansson-dev libmujs-dev libpq-dev libmicrohttpd-dev
       libcurl4-openssl-dev libseccomp-dev libcriterion-dev postgresql postgresql-contrib curl ca-certificates procps)
+# Test tools, not libraries the image builds with: clang + libclang-rt-dev (libFuzzer and its sanitizers)
+# for `make fuzz`, valgrind for `make valgrind`.
+pkgs+=(clang libclang-rt-dev valgrind)
 [ "${BOTJOBS_DEPS_LINT:-0}" = 1 ] && pkgs+=(clang-format clang-tidy cppcheck)
 command -v java >/dev/null 2>&1 || pkgs+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || pkgs+=(maven)

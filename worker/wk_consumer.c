@@ -13,6 +13,7 @@
 #include "cm_pg.h"
 #include "cm_signal.h"
 #include "cm_time.h"
+#include "cm_utf8.h"
 #include "wk_consumer.h"
 #include "wk_kafka.h"
 #include "wk_metrics.h"
@@ -64,10 +65,11 @@ json_t *wk_deadletter_record(const rd_kafka_message_t *m, const char *reason, co
 	char at[CM_TIME_BUFSZ], ts[CM_TIME_BUFSZ];
 	rd_kafka_timestamp_type_t tt;
 	int64_t t = rd_kafka_message_timestamp(m, &tt);
-	json_t *o = json_pack("{si ss ss ss si sI ss ss}", "v", 1, "type", "deadletter", "reason", reason, "topic",
-			      rd_kafka_topic_name(m->rkt), "partition", (int)m->partition, "offset",
+	/* The reason may quote the message (a parser's error, cut to a buffer's size): keep it UTF-8. */
+	json_t *o = json_pack("{si ss so ss si sI ss ss}", "v", 1, "type", "deadletter", "reason", cm_json_text(reason),
+			      "topic", rd_kafka_topic_name(m->rkt), "partition", (int)m->partition, "offset",
 			      (json_int_t)m->offset, "worker", worker_id, "at", cm_time_format(cm_time_now_us(), at));
-	if (t >= 0)
+	if (t >= 0 && t <= CM_TIME_MAX_SEC * 1000) /* a publisher's timestamp: t * 1000 must not overflow */
 		json_object_set_new(o, "timestamp", json_string(cm_time_format(t * 1000, ts)));
 	if (m->key) {
 		json_t *k = json_stringn(m->key, m->key_len);
@@ -318,7 +320,7 @@ static int process(struct wk_consumer *c, rd_kafka_message_t **msgs, size_t n)
 		rd_kafka_message_t *m = msgs[i];
 		rd_kafka_timestamp_type_t tt;
 		int64_t ts = rd_kafka_message_timestamp(m, &tt);
-		int64_t ts_us = ts > 0 ? ts * 1000 : cm_time_now_us();
+		int64_t ts_us = cm_envelope_now_us(ts, cm_time_now_us());
 		char err[600];
 		enum cm_command cmd;
 		if (cm_envelope_parse(m->payload ? m->payload : "", m->len, ts_us, c->o.limits, &cmd, &b.jobs[b.nj],

@@ -370,3 +370,64 @@ ParameterizedTest(const struct bad_env *c, envelope, invalid)
 	cr_assert(strstr(err, c->reason) != NULL, "%s: got reason '%s', want it to mention '%s'", c->label, err,
 		  c->reason);
 }
+
+/* Found by fuzz_request: a tags-only job whose tags are all empty was answered 202 and then
+ * dead-lettered by the worker ("target: give one of ..."), its envelope having no tags at all. */
+Test(envelope, every_accepted_request_makes_an_envelope_the_worker_accepts)
+{
+	static const char *bodies[] = {
+		"{\"add_tags\":\"\",\"lead_id\":1}",	   "{\"add_tags\":\" , ,\",\"lead_id\":1}",
+		"{\"remove_tags\":[],\"lead_id\":\"5\"}",  "{\"add_tags\":[\"\"],\"remove_tags\":\"\",\"lead_id\":2}",
+		"{\"remove_tags\":\"vip\",\"lead_id\":3}", "{\"trigger_code\":\"t\",\"add_tags\":\"\"}",
+	};
+	for (size_t i = 0; i < CM_ARRAY_LEN(bodies); i++) {
+		struct cm_job j, back;
+		json_t *e;
+		cr_assert_eq(parse(bodies[i], &j, &e, CM_UNKNOWN_REJECT, NULL), 0, "%s: refused", bodies[i]);
+		snprintf(j.job_id, sizeof(j.job_id), "01a212f2-b91c-7e27-83e4-9f71b82b0035");
+		json_t *env = cm_job_to_envelope(&j);
+		char *text = json_dumps(env, JSON_COMPACT), err[300] = "";
+		enum cm_command cmd;
+		struct cm_cancel cancel;
+		cr_expect_eq(cm_envelope_parse(text, strlen(text), NOW, NULL, &cmd, &back, &cancel, err, sizeof(err)),
+			     0, "%s: the worker refuses %s: %s", bodies[i], text, err);
+		cr_expect_eq(back.kind, j.kind, "%s", bodies[i]);
+		cr_expect_eq(back.n_add_tags + back.n_remove_tags, j.n_add_tags + j.n_remove_tags, "%s", bodies[i]);
+		free(text);
+		json_decref(env), json_decref(e);
+		cm_job_clear(&j), cm_job_clear(&back);
+	}
+}
+
+/* Found by fuzz_envelope: a publisher's timestamp past INT64_MAX / 1000 ms overflowed ts * 1000. */
+Test(envelope, message_timestamps)
+{
+	static const struct {
+		const char *label;
+		int64_t ts_ms, want;
+	} c[] = {
+		{"none", 0, NOW},
+		{"none (-1)", -1, NOW},
+		{"the epoch's first ms", 1, 1000},
+		{"now", NOW / 1000, NOW},
+		{"year 9999", CM_TIME_MAX_SEC * 1000, CM_TIME_MAX_SEC * 1000 * 1000},
+		{"past year 9999", CM_TIME_MAX_SEC * 1000 + 1000, NOW},
+		{"INT64_MAX", INT64_MAX, NOW},
+	};
+	for (size_t i = 0; i < CM_ARRAY_LEN(c); i++) {
+		int64_t got = cm_envelope_now_us(c[i].ts_ms, NOW);
+		cr_expect_eq(got, c[i].want, "%s: got %lld, want %lld", c[i].label, (long long)got,
+			     (long long)c[i].want);
+	}
+}
+
+/* Found by fuzz_api: a rule quoting a client's bytes (or cut inside a character) made no string. */
+Test(job, error_rules_are_utf8)
+{
+	json_t *errors = json_object();
+	cm_errors_add(errors, "run_at", "bad '%s'", "a\xff\xe2\x82");
+	json_t *rules = json_object_get(errors, "run_at");
+	cr_assert_eq(json_array_size(rules), 1, "the rule is there");
+	cr_expect_str_eq(json_string_value(json_array_get(rules, 0)), "bad 'a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd'");
+	json_decref(errors);
+}

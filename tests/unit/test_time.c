@@ -75,3 +75,37 @@ Test(time, format_rounds_down_to_millis_and_handles_negative)
 	cr_assert_str_eq(cm_time_format(1768000000123999, buf), "2026-01-09T23:06:40.123Z");
 	cr_assert_str_eq(cm_time_format(-1, buf), "1969-12-31T23:59:59.999Z");
 }
+
+/* Found by fuzz_run_at: 1970-01-01 00:00:00 in Berlin (or with a +01:00 offset) is before the epoch,
+ * and 9999-12-31 23:59:59-01:00 after year 9999: neither survives its RFC 3339 form in the envelope. */
+Test(time, the_range_is_1970_to_9999_in_utc)
+{
+	static const struct {
+		const char *label, *zone, *input;
+		int ok;
+	} c[] = {
+		{"the epoch", "UTC", "1970-01-01T00:00:00Z", 1},
+		{"the epoch in Berlin", "Europe/Berlin", "1970-01-01 01:00:00", 1},
+		{"before the epoch in Berlin", "Europe/Berlin", "1970-01-01 00:00:00", 0},
+		{"before the epoch by offset", "UTC", "1970-01-01T00:59:59.999+01:00", 0},
+		{"the last second", "UTC", "9999-12-31T23:59:59.999999Z", 1},
+		{"after year 9999 by offset", "UTC", "9999-12-31T23:59:59-00:01", 0},
+	};
+	for (size_t i = 0; i < CM_ARRAY_LEN(c); i++) {
+		char err[200] = "", buf[CM_TIME_BUFSZ];
+		int64_t us = 0, back = 0;
+		cr_assert_eq(cm_time_set_zone(c[i].zone, err, sizeof(err)), 0, "%s", err);
+		int rc = cm_time_parse(c[i].input, &us, err, sizeof(err));
+		if (!c[i].ok) {
+			cr_expect_eq(rc, -1, "%s: got %s, want an error", c[i].label, cm_time_format_us(us, buf));
+			cr_expect(strstr(err, "from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z") != NULL,
+				  "%s: got '%s'", c[i].label, err);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s: %s", c[i].label, err);
+		cm_time_format_us(us, buf);
+		cr_expect_eq(cm_time_parse(buf, &back, err, sizeof(err)), 0, "%s: %s does not parse: %s", c[i].label,
+			     buf, err);
+		cr_expect_eq(back, us, "%s: %s", c[i].label, buf);
+	}
+}
