@@ -3,6 +3,7 @@
 #   make            build bin/botjobs-producer, bin/botjobs-worker, bin/botjobs-sandbox, bin/botjobsctl
 #   make deps       install what is missing (Debian packages, Kafka jars, Python test env)
 #   make test       deps -> build -> unit tests -> integration tests (real PostgreSQL + Kafka)
+#   make chaos      fault injection under load (docs/chaos.md); make chaos-short is CI's short run
 #   make run        local stack in the foreground (Ctrl-C stops it); make up / make down
 #   make docs       build/docs: the OpenAPI document, JSON Schemas and Swagger UI the producer serves at /api/docs
 #   make SANITIZE=1 ...   the same with ASan + UBSan (objects and binaries under build/san)
@@ -76,11 +77,11 @@ PROGS := $(BINDIR)/botjobs-producer $(BINDIR)/botjobs-worker $(BINDIR)/botjobs-s
 UNITS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps deps-lint docs test unit integration fuzz fuzz-build valgrind up down run logs clean format format-check lint bench help
+.PHONY: all deps deps-lint docs test unit integration chaos chaos-short fuzz fuzz-build valgrind up down run logs clean format format-check lint bench help
 all: $(PROGS)
 
 help:
-	@sed -n '3,11p' Makefile
+	@sed -n '3,12p' Makefile
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -237,6 +238,17 @@ fuzz-build: $(patsubst %,$(B)/tests/fuzz_%,$(FUZZ_TARGETS))
 # Integration tests: pytest starts its own PostgreSQL and Kafka on free ports.
 integration: $(PROGS) docs
 	BOTJOBS_BIN_DIR=$(abspath $(BINDIR)) .local/venv/bin/python -m pytest -v -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+# Fault injection (issue 8, docs/chaos.md): every scenario under load while a nemesis kills, stops,
+# pauses and slows the producer, the workers, Kafka and PostgreSQL; then a checker compares what the
+# clients were told with PostgreSQL and the topics. Exit 1 on anything lost, duplicated or out of order.
+# chaos-short is what CI runs (every scenario, 10 s of load each); CHAOS_ARGS adds chaos.py flags.
+CHAOS_DURATION ?= 60
+chaos: $(PROGS)
+	BOTJOBS_BIN_DIR=$(abspath $(BINDIR)) .local/venv/bin/python tests/chaos/chaos.py --duration $(CHAOS_DURATION) $(CHAOS_ARGS)
+
+chaos-short: $(PROGS)
+	BOTJOBS_BIN_DIR=$(abspath $(BINDIR)) .local/venv/bin/python tests/chaos/chaos.py --duration 10 --drain 90 $(CHAOS_ARGS)
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -57,10 +57,12 @@ PROPS
 		java -cp "$cp" "${jopts[@]}" kafka.tools.StorageTool format --cluster-id "$cid" \
 			--config "$dir/server.properties" >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; exit 1; }
 	fi
+	# The log is appended to across restarts: only the lines of this start count.
+	seen=$(wc -l <"$dir/kafka.log" 2>/dev/null || echo 0)
 	setsid nohup java -cp "$cp" "${jopts[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.log" 2>&1 </dev/null &
 	echo $! >"$dir/kafka.pid"
 	for _ in $(seq 1 600); do
-		if grep -q "Kafka Server started" "$dir/kafka.log" 2>/dev/null; then
+		if tail -n +"$((seen + 1))" "$dir/kafka.log" 2>/dev/null | grep -q "Kafka Server started"; then
 			echo "kafka.sh: Apache Kafka $ver (KRaft) on 127.0.0.1:$port (pid $(cat "$dir/kafka.pid"))"
 			exit 0
 		fi

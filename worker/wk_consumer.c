@@ -417,6 +417,32 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
+rd_kafka_conf_t *wk_consumer_conf(const struct wk_consumer_opts *opts, char *errstr, size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = cm_kafka_conf_new(opts->brokers, opts->client_id, NULL, errstr, errstr_size);
+	if (!conf)
+		return NULL;
+	/* Offsets are stored by hand after the database commit, and committed in the background.
+	 * A dead worker's partitions are not consumed until its session times out: librdkafka's 45 s
+	 * default held new jobs back for 45-90 s after a kill -9 (tests/chaos, worker-kill9); 10 s is
+	 * well above the heartbeat (3 s), which librdkafka sends from its own thread. */
+	if (cm_kafka_conf_set(conf, "group.id", opts->group_id, errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "session.timeout.ms", "10000", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) == -1)
+		goto err;
+	for (size_t i = 0; opts->props && i < opts->props->n; i++)
+		if (cm_kafka_conf_set(conf, opts->props->key[i], opts->props->val[i], errstr, errstr_size) == -1)
+			goto err;
+	return conf;
+err:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
 struct wk_consumer *wk_consumer_start(const struct wk_consumer_opts *opts, char *errstr, size_t errstr_size)
 {
 	struct wk_consumer *c = calloc(1, sizeof(*c));
@@ -432,20 +458,9 @@ struct wk_consumer *wk_consumer_start(const struct wk_consumer_opts *opts, char 
 	if (!c->conn)
 		goto err;
 	atomic_store(&c->db_ok, 1);
-	conf = cm_kafka_conf_new(opts->brokers, opts->client_id, NULL, errstr, errstr_size);
+	conf = wk_consumer_conf(opts, errstr, errstr_size);
 	if (!conf)
 		goto err;
-	/* Offsets are stored by hand after the database commit, and committed in the background. */
-	if (cm_kafka_conf_set(conf, "group.id", opts->group_id, errstr, errstr_size) == -1 ||
-	    cm_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) == -1 ||
-	    cm_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) == -1 ||
-	    cm_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) == -1 ||
-	    cm_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) == -1 ||
-	    cm_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", errstr, errstr_size) == -1)
-		goto err;
-	for (size_t i = 0; opts->props && i < opts->props->n; i++)
-		if (cm_kafka_conf_set(conf, opts->props->key[i], opts->props->val[i], errstr, errstr_size) == -1)
-			goto err;
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
 	rd_kafka_conf_set_opaque(conf, c);
 	c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));

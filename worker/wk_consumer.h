@@ -34,6 +34,8 @@ struct wk_consumer;
 
 struct wk_consumer *wk_consumer_start(const struct wk_consumer_opts *opts, char *errstr,
 				      size_t errstr_size) CM_MUSTCHECK;
+/* The consumer's librdkafka configuration (a new conf; -X properties override the defaults). */
+rd_kafka_conf_t *wk_consumer_conf(const struct wk_consumer_opts *opts, char *errstr, size_t errstr_size) CM_MUSTCHECK;
 /* Stops consuming, finishes the batch in hand, commits the stored offsets, leaves the group. NULL-safe. */
 void wk_consumer_stop(struct wk_consumer *c);
 /* 1 while the consumer has partitions assigned or is waiting for them with a working database. */

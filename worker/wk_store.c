@@ -113,6 +113,26 @@ int wk_store_insert_envelopes(PGconn *c, const json_t *envelopes, int events, in
 	return 0;
 }
 
+/* Is cancels[i] a repeat of an earlier one (same job, same bot)? Lead cancels never are. */
+static int cancel_repeat(const struct cm_cancel *cancels, size_t i)
+{
+	for (size_t k = 0; cancels[i].job_id[0] && k < i; k++)
+		if (cancels[k].bot_id == cancels[i].bot_id && strcmp(cancels[k].job_id, cancels[i].job_id) == 0)
+			return 1;
+	return 0;
+}
+
+/* The statement a cancel goes in: after every earlier cancel of its job id for another bot. */
+static size_t cancel_round(const struct cm_cancel *cancels, size_t i)
+{
+	size_t round = 0;
+	for (size_t k = 0; cancels[i].job_id[0] && k < i; k++)
+		if (strcmp(cancels[k].job_id, cancels[i].job_id) == 0 && !cancel_repeat(cancels, k) &&
+		    cancels[k].bot_id != cancels[i].bot_id)
+			round++;
+	return round;
+}
+
 int wk_store_ingest(PGconn *c, const struct cm_job *jobs, size_t njobs, const struct cm_cancel *cancels,
 		    size_t ncancels, int events, int *inserted, char *errstr, size_t errstr_size)
 {
@@ -122,17 +142,30 @@ int wk_store_ingest(PGconn *c, const struct cm_job *jobs, size_t njobs, const st
 	*inserted = 0;
 	for (size_t i = 0; i < njobs; i++)
 		json_array_append_new(envs, cm_job_to_envelope(&jobs[i]));
-	for (size_t i = 0; i < ncancels; i++)
-		json_array_append_new(cans, cm_cancel_to_envelope(&cancels[i]));
 
 	if (cm_pg_exec(c, "BEGIN", errstr, errstr_size) == -1)
 		goto out;
 	if (wk_store_insert_envelopes(c, envs, events, inserted, &min_due, errstr, errstr_size) == -1)
 		goto rollback;
-	if (ncancels) {
+	/* Cancels go in rounds: ON CONFLICT DO UPDATE may touch a row once per statement, and one job
+	 * cancelled twice in a batch (a client retrying its DELETE, a backlog after an outage) failed the
+	 * whole batch on every retry, so the partition never moved on. A repeat (same job, same bot) is
+	 * dropped; the same job id for another bot waits for the next round, so it cannot shadow the
+	 * real one. */
+	for (size_t round = 0, left = ncancels; left > 0; round++) {
+		json_array_clear(cans);
+		for (size_t i = 0; i < ncancels; i++) {
+			if (cancel_round(cancels, i) != round)
+				continue;
+			left--;
+			if (!cancel_repeat(cancels, i))
+				json_array_append_new(cans, cm_cancel_to_envelope(&cancels[i]));
+		}
 		char *text = json_dumps(cans, JSON_COMPACT);
 		const char *p[] = {text, events ? "true" : "false"};
-		int r = cm_pg_command(c, CANCEL_SQL, 2, p, errstr, errstr_size);
+		int r = text ? cm_pg_command(c, CANCEL_SQL, 2, p, errstr, errstr_size) : -1;
+		if (!text)
+			snprintf(errstr, errstr_size, "out of memory");
 		free(text);
 		if (r == -1)
 			goto rollback;
@@ -157,14 +190,19 @@ out:
 }
 
 /*
- * A lead's earliest pending job is its head; only heads run, so one lead's runs are sequential.
- * OFFSET 0 keeps the check a subplan evaluated per candidate with an index probe by lead; as an anti-join
- * its plan shape depended much more on the statistics (on an empty table: a scan of every pending job
- * for each candidate).
+ * A lead's earliest pending job is its head; only heads run, so one lead's runs are sequential. A
+ * running job of the lead blocks every other, also one due earlier: such a job can be stored while a
+ * later one runs (a run_at in the past, a delayed delivery), and it must wait for that run's commit,
+ * or both runs read the same lead snapshot and one's attribute writes are lost (chaos harness).
+ * OFFSET 0 keeps each check a subplan evaluated per candidate with an index probe by lead; as an
+ * anti-join its plan shape depended much more on the statistics (on an empty table: a scan of every
+ * pending job for each candidate).
  */
-#define IS_LEAD_HEAD                                                                            \
-	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id" \
-	"   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id) OFFSET 0)"
+#define IS_LEAD_HEAD                                                                                           \
+	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"                \
+	"   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id) OFFSET 0)" \
+	" AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.bot_id = j.bot_id AND r.lead_id = j.lead_id"            \
+	"   AND r.state = 'running' OFFSET 0)"
 
 static const char NEXT_DUE_SQL[] = "SELECT (extract(epoch FROM j.due_at) * 1000000)::bigint FROM jobs j"
 				   " WHERE j.state = 'scheduled' AND" IS_LEAD_HEAD " ORDER BY j.due_at LIMIT $1";
@@ -214,6 +252,54 @@ static const char CLAIM_SQL[] =
 	"       (extract(epoch FROM accepted_at) * 1000000)::bigint, bcast_cursor"
 	" FROM u ORDER BY due_at";
 
+/*
+ * IS_LEAD_HEAD is judged in the claim's snapshot: a job of the lead stored or claimed by another worker
+ * after that snapshot was taken is not seen, and two workers can each claim one job of a lead (chaos
+ * harness: a job stored while another worker's claim of a later one of its lead was under way). So once
+ * the claim has committed, a new snapshot looks again: a claimed job whose lead has another running job
+ * is handed back at once. Of two overlapping claims the later-committed one always sees the other, so at
+ * most one run per lead goes ahead; the handed-back job is claimed again when that run completes (its
+ * NOTIFY).
+ */
+static const char YIELD_SQL[] =
+	"UPDATE jobs j SET state = 'scheduled', attempts = greatest(j.attempts - 1, 0), lease_owner = NULL,"
+	"       lease_until = NULL, updated_at = now()"
+	" WHERE j.job_id = ANY ($2::uuid[]) AND j.lease_owner = $1 AND j.state = 'running' AND j.lead_id IS NOT NULL"
+	"   AND EXISTS (SELECT 1 FROM jobs r WHERE r.bot_id = j.bot_id AND r.lead_id = j.lead_id"
+	"               AND r.state = 'running' AND r.job_id <> j.job_id)"
+	" RETURNING j.job_id::text";
+
+/* Hands back the claimed jobs (rows of r) whose lead another worker runs meanwhile; *yielded gets a new
+ * result whose rows are their ids. */
+static int yield_overlapping(PGconn *c, const char *worker, PGresult *r, PGresult **yielded, char *errstr,
+			     size_t errstr_size)
+{
+	int rows = PQntuples(r);
+	size_t len = 3 + (size_t)rows * 38;
+	char *ids = malloc(len), *w = ids;
+	if (!ids) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return -1;
+	}
+	*w++ = '{';
+	for (int i = 0; i < rows; i++)
+		w += sprintf(w, "%s%s", i ? "," : "", PQgetvalue(r, i, 0)); /* a uuid: 36 characters */
+	*w++ = '}';
+	*w = '\0';
+	const char *p[] = {worker, ids};
+	*yielded = cm_pg_query_prepared(c, "bj_claim_yield", YIELD_SQL, 2, p, errstr, errstr_size);
+	free(ids);
+	return *yielded ? 0 : -1;
+}
+
+static int was_yielded(PGresult *y, const char *job_id)
+{
+	for (int i = 0; i < PQntuples(y); i++)
+		if (strcmp(PQgetvalue(y, i, 0), job_id) == 0)
+			return 1;
+	return 0;
+}
+
 static char **tags_from_json(const char *text, size_t *n)
 {
 	json_t *a = json_loads(text, 0, NULL);
@@ -251,14 +337,30 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 		PQclear(r);
 		return 0;
 	}
-	struct wk_claimed *jobs = calloc((size_t)rows, sizeof(*jobs));
+	PGresult *y = NULL;
+	if (yield_overlapping(c, worker, r, &y, errstr, errstr_size) == -1) {
+		PQclear(r); /* the claimed jobs run again after their lease */
+		return -1;
+	}
+	int kept = rows - PQntuples(y);
+	if (kept == 0) {
+		PQclear(y);
+		PQclear(r);
+		return 0;
+	}
+	struct wk_claimed *jobs = calloc((size_t)kept, sizeof(*jobs));
 	if (!jobs) {
+		PQclear(y);
 		PQclear(r);
 		snprintf(errstr, errstr_size, "out of memory");
 		return -1;
 	}
+	int k = 0;
 	for (int i = 0; i < rows; i++) {
-		struct cm_job *j = &jobs[i].job;
+		if (was_yielded(y, PQgetvalue(r, i, 0)))
+			continue;
+		struct wk_claimed *cj = &jobs[k++];
+		struct cm_job *j = &cj->job;
 		snprintf(j->job_id, sizeof(j->job_id), "%s", PQgetvalue(r, i, 0));
 		j->bot_id = int_or_zero(r, i, 1);
 		j->lead_id = int_or_zero(r, i, 2);
@@ -275,14 +377,15 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 			j->params = json_object();
 		j->add_tags = tags_from_json(PQgetvalue(r, i, 11), &j->n_add_tags);
 		j->remove_tags = tags_from_json(PQgetvalue(r, i, 12), &j->n_remove_tags);
-		jobs[i].attempts = (int)int_or_zero(r, i, 13);
-		jobs[i].runs = (int)int_or_zero(r, i, 14);
+		cj->attempts = (int)int_or_zero(r, i, 13);
+		cj->runs = (int)int_or_zero(r, i, 14);
 		j->accepted_us = int_or_zero(r, i, 15);
-		jobs[i].bcast_cursor = int_or_zero(r, i, 16);
+		cj->bcast_cursor = int_or_zero(r, i, 16);
 	}
+	PQclear(y);
 	PQclear(r);
 	*out = jobs;
-	*n = (size_t)rows;
+	*n = (size_t)kept;
 	return 0;
 }
 

@@ -365,3 +365,91 @@ def test_the_claim_prepared_on_an_empty_table_is_planned_for_the_grown_table(sta
         stack.sql("DEALLOCATE bench_claim")
         stack.sql("RESET plan_cache_mode")
     assert "Index Cond: ((bot_id = j.bot_id) AND (lead_id = j.lead_id)" in plan and "Seq Scan" not in plan, plan
+
+
+def test_the_same_cancel_twice_in_one_batch_does_not_block_the_partition(make_stack):
+    """A client that retries its DELETE, or a backlog after an outage, brings two cancels of one job
+    into one consumer batch. ON CONFLICT DO UPDATE may touch a row once per statement: the batch used
+    to fail on every retry, and every later job of the partition was never stored (chaos harness,
+    worker-kill9). Also a cancel of the same job id for another bot must not shadow the real one."""
+    s = make_stack()
+    victim = envelope(lead=1, due=now() + dt.timedelta(seconds=30), trigger_code="demo_echo",
+                      script_request_params={"text": "never"})
+    cancel = {"v": 1, "type": "cancel", "job_id": victim["job_id"], "bot_id": 1, "lead_id": 1}
+    foreign = dict(cancel, bot_id=2)
+    after = envelope(lead=1, trigger_code="demo_echo", script_request_params={"text": "after"})
+    tomb = str(uuid.uuid4())
+    tombs = [{"v": 1, "type": "cancel", "job_id": tomb, "bot_id": 1, "lead_id": 1}] * 2
+    s.sql("INSERT INTO bots (id, business_id, name) SELECT 2, business_id, 'other' FROM bots WHERE id = 1")
+    # Published before any worker runs, so that the worker reads them in one batch.
+    s.ctl("topics")
+    publish(s, [victim, cancel, foreign, cancel, *tombs, after])
+    s.start_worker()
+    s.wait_job(after["job_id"], timeout=20)
+    assert s.job(victim["job_id"])["state"] == "cancelled"
+    assert s.job(tomb)["state"] == "cancelled"
+    assert s.lead(1)["attributes"]["echo"] == "after"
+    assert not any("cannot affect row a second time" in w.tail(300) for w in s.workers)
+
+
+def test_a_job_stored_while_a_later_one_of_its_lead_runs_waits_for_that_run(make_stack):
+    """A job can be stored with a due time earlier than a job of its lead that is already running (a
+    run_at in the past, a late delivery). It is then the lead's head by due time, but it must not start
+    before the running one commits: both would read the same lead snapshot and one run's attribute
+    writes would be lost (chaos harness, scenario none: a lead's effect log lacked a run)."""
+    s = make_stack(worker_args=["--script-timeout-ms=10000"])
+    add_trigger(s, "slow_append", "var seq = lead.getJsonAttr('seq') || [];\n"
+                                  "if (request.json.slow) { var until = Date.now() + 2500; while (Date.now() < until) {} }\n"
+                                  "seq.push(request.json.n);\nlead.setJsonAttr('seq', seq);")
+    s.start_worker()
+    s.start_worker()  # one worker may wait for its batch; the other is free to claim b meanwhile
+    a = envelope(lead=1, due=now() + dt.timedelta(seconds=1), trigger_code="slow_append",
+                 script_request_params={"n": "a", "slow": True})
+    publish(s, [a])
+    wait_for(lambda: (s.job(a["job_id"]) or {}).get("state") == "running", 20, interval=0.02, what="a running")
+    # Stored now, due before a: as the consumer stores a job whose message was produced (and its due
+    # time fixed) just before a's due time, but that reached PostgreSQL just after a's claim.
+    b = {"job_id": str(uuid.uuid4())}
+    s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, params)"
+          " SELECT %s, 1, 1, 'trigger', 'slow_append', due_at - interval '10 ms', '{\"n\": \"b\"}'"
+          " FROM jobs WHERE job_id = %s", b["job_id"], a["job_id"])
+    s.wait_job(b["job_id"], timeout=30)
+    s.wait_job(a["job_id"], timeout=30)
+    (_, _, _, a_finished, _), = runs_of(s, a["job_id"])
+    (_, _, b_started, _, _), = runs_of(s, b["job_id"])
+    assert b_started >= a_finished, f"b started {b_started} while a ran (until {a_finished})"
+    assert s.lead(1)["attributes"]["seq"] == ["a", "b"], "both runs' writes, in commit order"
+
+
+def test_two_workers_never_run_one_lead_at_once_even_when_a_claim_overlooks_a_new_job(make_stack):
+    """The claim judges "is this the lead's head?" in its snapshot. If job b (due earlier) is stored
+    while another worker's claim of job a is under way, that claim does not see b, the other worker
+    claims b meanwhile, and both ran at once: one run's writes were lost (chaos harness, scenario none:
+    a claim 5 ms before the other run committed). A trigger stretches a's claim statement to 1.5 s to
+    open that window every time; a's claim must hand a back once it sees b running."""
+    s = make_stack(worker_args=["--script-timeout-ms=10000"])
+    add_trigger(s, "slow_append", "var seq = lead.getJsonAttr('seq') || [];\n"
+                                  "if (request.json.slow) { var until = Date.now() + 2500; while (Date.now() < until) {} }\n"
+                                  "seq.push(request.json.n);\nlead.setJsonAttr('seq', seq);")
+    s.sql("CREATE FUNCTION slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$"
+          " BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$")
+    s.sql("CREATE TRIGGER slow_claim BEFORE UPDATE ON jobs FOR EACH ROW WHEN"
+          " (OLD.state = 'scheduled' AND NEW.state = 'running' AND NEW.params->>'n' = 'a') EXECUTE FUNCTION slow_claim()")
+    s.start_worker()
+    s.start_worker()
+    due = now() + dt.timedelta(seconds=2)
+    a = envelope(lead=1, due=due, trigger_code="slow_append", script_request_params={"n": "a"})
+    publish(s, [a])
+    wait_for(lambda: s.job(a["job_id"]), 20, interval=0.02, what="a stored")
+    while now() < due + dt.timedelta(milliseconds=400):  # a's claim is asleep in its trigger now
+        time.sleep(0.01)
+    b = {"job_id": str(uuid.uuid4())}
+    s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, params)"
+          " VALUES (%s, 1, 1, 'trigger', 'slow_append', %s, '{\"n\": \"b\", \"slow\": true}')",
+          b["job_id"], due - dt.timedelta(milliseconds=10))
+    s.wait_job(b["job_id"], timeout=30)
+    s.wait_job(a["job_id"], timeout=30)
+    (_, _, _, b_finished, _), = runs_of(s, b["job_id"])
+    (_, _, a_started, _, _), = runs_of(s, a["job_id"])
+    assert a_started >= b_finished, f"a started {a_started} while b ran (until {b_finished})"
+    assert s.lead(1)["attributes"]["seq"] == ["b", "a"], "both runs' writes, in commit order"
