@@ -88,7 +88,7 @@ $(B)/%.o: %.c
 	@echo "CC $<"
 	@$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(GEN_MIGR): $(MIGRATIONS) tools/embed-sql.sh
+$(GEN_MIGR): $(MIGRATIONS) schemas/sql tools/embed-sql.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed-sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 

@@ -190,22 +190,32 @@ out:
 }
 
 /*
+ * "r is running", said so that only the lead's index can serve it: written as r.state = 'running' the
+ * planner probed jobs_lease (every running job, WHERE state = 'running') once per candidate, its statistics
+ * from a table with none running; with two workers each probe walked the other's whole batch (43,008
+ * buffers for one hand-back of 256; bench/profile.py --explain-ms). The IN is jobs_lead_pending's predicate.
+ */
+#define LEAD_RUNNING " r.state IN ('scheduled', 'running') AND r.state <> 'scheduled'"
+
+/*
  * A lead's earliest pending job is its head; only heads run, so one lead's runs are sequential. A
  * running job of the lead blocks every other, also one due earlier: such a job can be stored while a
  * later one runs (a run_at in the past, a delayed delivery), and it must wait for that run's commit,
  * or both runs read the same lead snapshot and one's attribute writes are lost (chaos harness).
  * OFFSET 0 keeps each check a subplan evaluated per candidate with an index probe by lead; as an
  * anti-join its plan shape depended much more on the statistics (on an empty table: a scan of every
- * pending job for each candidate).
+ * pending job for each candidate). Candidates are walked in (due_at, job_id) order (jobs_due, see
+ * 008_claim_order.sql): the first job of a lead the walk meets is its head.
  */
 #define IS_LEAD_HEAD                                                                                           \
 	" NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"                \
 	"   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id) OFFSET 0)" \
 	" AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.bot_id = j.bot_id AND r.lead_id = j.lead_id"            \
-	"   AND r.state = 'running' OFFSET 0)"
+	"   AND" LEAD_RUNNING " OFFSET 0)"
 
-static const char NEXT_DUE_SQL[] = "SELECT (extract(epoch FROM j.due_at) * 1000000)::bigint FROM jobs j"
-				   " WHERE j.state = 'scheduled' AND" IS_LEAD_HEAD " ORDER BY j.due_at LIMIT $1";
+static const char NEXT_DUE_SQL[] =
+	"SELECT (extract(epoch FROM j.due_at) * 1000000)::bigint FROM jobs j"
+	" WHERE j.state = 'scheduled' AND" IS_LEAD_HEAD " ORDER BY j.due_at, j.job_id LIMIT $1";
 
 int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_size)
 {
@@ -230,7 +240,7 @@ static const char CLAIM_SQL[] =
 	"WITH c AS ("
 	"  SELECT j.job_id FROM jobs j"
 	"  WHERE j.state = 'scheduled' AND j.due_at <= statement_timestamp() AND" IS_LEAD_HEAD
-	"  ORDER BY j.due_at LIMIT $3 FOR UPDATE SKIP LOCKED"
+	"  ORDER BY j.due_at, j.job_id LIMIT $3 FOR UPDATE SKIP LOCKED"
 	"), u AS ("
 	"  UPDATE jobs j SET state = 'running', lease_owner = $1,"
 	"         lease_until = clock_timestamp() + make_interval(secs => $2::integer),"
@@ -259,14 +269,15 @@ static const char CLAIM_SQL[] =
  * the claim has committed, a new snapshot looks again: a claimed job whose lead has another running job
  * is handed back at once. Of two overlapping claims the later-committed one always sees the other, so at
  * most one run per lead goes ahead; the handed-back job is claimed again when that run completes (its
- * NOTIFY).
+ * NOTIFY). The EXISTS is a subplan (OFFSET 0) probing the lead's index once per claimed job (LEAD_RUNNING:
+ * through jobs_lease, 14 ms for a hand-back of 256 that handed back none).
  */
 static const char YIELD_SQL[] =
 	"UPDATE jobs j SET state = 'scheduled', attempts = greatest(j.attempts - 1, 0), lease_owner = NULL,"
 	"       lease_until = NULL, updated_at = now()"
 	" WHERE j.job_id = ANY ($2::uuid[]) AND j.lease_owner = $1 AND j.state = 'running' AND j.lead_id IS NOT NULL"
 	"   AND EXISTS (SELECT 1 FROM jobs r WHERE r.bot_id = j.bot_id AND r.lead_id = j.lead_id"
-	"               AND r.state = 'running' AND r.job_id <> j.job_id)"
+	"               AND" LEAD_RUNNING " AND r.job_id <> j.job_id OFFSET 0)"
 	" RETURNING j.job_id::text";
 
 /* Hands back the claimed jobs (rows of r) whose lead another worker runs meanwhile; *yielded gets a new

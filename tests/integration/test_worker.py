@@ -7,6 +7,7 @@ controls due times exactly.
 import datetime as dt
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -325,7 +326,9 @@ CLAIM_CANDIDATES = (
     "SELECT j.job_id FROM jobs j WHERE j.state = 'scheduled' AND j.due_at <= statement_timestamp()"
     " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.bot_id = j.bot_id AND p.lead_id = j.lead_id"
     "   AND p.state IN ('scheduled', 'running') AND (p.due_at, p.job_id) < (j.due_at, j.job_id) OFFSET 0)"
-    " ORDER BY j.due_at LIMIT 256 FOR UPDATE SKIP LOCKED")
+    " AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.bot_id = j.bot_id AND r.lead_id = j.lead_id"
+    "   AND r.state IN ('scheduled', 'running') AND r.state <> 'scheduled' OFFSET 0)"
+    " ORDER BY j.due_at, j.job_id LIMIT 256 FOR UPDATE SKIP LOCKED")
 """The candidate part of the worker's claim (wk_store.c: CLAIM_SQL with IS_LEAD_HEAD)."""
 
 LEAD_PROBE = ("Index Cond: ((bot_id = j.bot_id) AND (lead_id = j.lead_id) AND (ROW(due_at, job_id) < "
@@ -344,6 +347,27 @@ def test_the_claim_checks_each_leads_order_with_one_index_probe(stack):
     assert "jobs_lead_pending" in plan, plan
     assert LEAD_PROBE in plan, plan
     assert "Index Cond: (due_at <= statement_timestamp())" in plan, plan
+
+
+def test_the_claim_walks_due_jobs_in_the_order_its_lead_check_judges_them(stack):
+    """1,000 leads with 10 jobs each, all due at one instant, and a lead in 20 running. Walking jobs_due in
+    (due_at, job_id) order, the first job of a lead the walk meets is the lead's head, so a claim of 256
+    passes over few others (ordered by due_at alone, ties came in heap order and a lead's head could be any
+    of its 10: ~2,300 candidates rejected per claim). And "a job of the lead is running" is probed through
+    the lead's index, not jobs_lease, whose statistics (ANALYZE saw none running) made it look free: each
+    probe walked every running job (bench/profile.py)."""
+    stack.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at)"
+              " SELECT gen_random_uuid(), 1, (i % 1000) + 1, 'trigger', 'demo_echo', now() - interval '1 s'"
+              " FROM generate_series(1, 10000) i")
+    stack.sql("VACUUM ANALYZE jobs")
+    stack.sql("UPDATE jobs SET state = 'running', lease_owner = 'w', lease_until = now() + interval '1 min'"
+              " WHERE job_id IN (SELECT job_id FROM jobs WHERE lead_id <= 20 ORDER BY job_id LIMIT 2000)")
+    plan = "\n".join(r[0] for r in stack.sql("EXPLAIN (ANALYZE, COSTS OFF) " + CLAIM_CANDIDATES))
+    assert "jobs_lease" not in plan, plan
+    rows = re.search(r"Index Scan using jobs_due on jobs j \(actual time=\S+ rows=(\d+)", plan)
+    removed = re.search(r"Rows Removed by Filter: (\d+)", plan)
+    assert rows and int(rows.group(1)) == 256, plan
+    assert removed is None or int(removed.group(1)) < 256, plan
 
 
 def test_the_claim_prepared_on_an_empty_table_is_planned_for_the_grown_table(stack):
