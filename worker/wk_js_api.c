@@ -78,12 +78,19 @@ static int tag_index(const json_t *tags, const char *t)
 {
 	size_t i;
 	json_t *x;
-	json_array_foreach(tags, i, x) if (strcmp(json_string_value(x), t) == 0) return (int)i;
+	json_array_foreach(tags, i, x)
+	{
+		const char *s = json_string_value(x); /* a snapshot's tags are strings; the decoder does not check */
+		if (s && strcmp(s, t) == 0)
+			return (int)i;
+	}
 	return -1;
 }
 
 void wk_js_tag_add(struct run *r, const char *t)
 {
+	if (!t)
+		return;
 	if (tag_index(r->tags, t) < 0)
 		json_array_append_new(r->tags, json_string(t));
 	json_object_del(r->tags_del, t);
@@ -92,6 +99,8 @@ void wk_js_tag_add(struct run *r, const char *t)
 
 void wk_js_tag_del(struct run *r, const char *t)
 {
+	if (!t)
+		return;
 	int i = tag_index(r->tags, t);
 	if (i >= 0)
 		json_array_remove(r->tags, (size_t)i);
