@@ -8,8 +8,10 @@ itself costs a little); a tool to decide what to change in the worker's SQL and 
 """
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
+import time
 
 import harness
 from harness import BOT, Meter, conftest, reset, stop_workers
@@ -24,6 +26,9 @@ def main():
     ap.add_argument("--leads", type=int, default=0, help="leads the jobs are spread over (default jobs/10)")
     ap.add_argument("--explain-ms", type=int, default=0,
                     help="print the plans (auto_explain, analyzed) of the statements slower than this")
+    ap.add_argument("--perf", type=float, default=0,
+                    help="perf record (call graphs) PostgreSQL, the workers and their sandboxes for this many "
+                         "seconds, one second after the workers start: /tmp/botjobs-perf.data")
     args = ap.parse_args()
     n, leads = args.jobs, args.leads or max(1000, args.jobs // 10)
     with tempfile.TemporaryDirectory(prefix="botjobs-profile-") as tmp:
@@ -48,6 +53,12 @@ def main():
             meter = Meter(b, s)
             meter.start()
             start_workers(s, args.workers)
+            if args.perf:
+                time.sleep(1)
+                pids = harness.children(b.pg_pid()) + [w.p.pid for w in s.workers]
+                pids += [c for w in s.workers for c in harness.children(w.p.pid)]
+                subprocess.run(["perf", "record", "-q", "-g", "-o", "/tmp/botjobs-perf.data", "-p",
+                                ",".join(map(str, pids)), "--", "sleep", str(args.perf)], check=True)
             conftest.wait_for(lambda: s.sql("SELECT count(*) FROM job_runs")[0][0] >= n, 900, interval=0.5,
                               what=f"{n} runs")
             cost = meter.stop(n)
