@@ -42,6 +42,12 @@ static void wait_notify(struct wk_outbox *o, int ms)
 
 /* Messages produced in one pass, at most: librdkafka's queue holds 100,000 by default. */
 #define PASS_MESSAGES_MAX 20000
+/*
+ * Stored payload bytes read in one pass, about (the first row is always read): a batch row holds up to a
+ * consume batch's events (~300 bytes each), so 1,000 rows could be hundreds of MB of text in one result,
+ * of which a pass uses at most PASS_MESSAGES_MAX messages (after an outage at a high ingest rate).
+ */
+#define PASS_BYTES_MAX "2097152"
 
 /* Produces row i of r: one message, or each of a batch row's messages. Returns how many messages it
  * produced into status[0..) (at most room), or -1 for a row that is not a valid batch (logged; it is
@@ -88,10 +94,16 @@ static int relay_once(struct wk_outbox *o, int wait_ms)
 		goto fail;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%d", o->o.batch);
-	const char *p[] = {lim};
-	static const char PICK_SQL[] = "SELECT id, topic, key, payload::text FROM outbox ORDER BY id LIMIT $1::integer"
-				       " FOR UPDATE";
-	PGresult *r = cm_pg_query_prepared(o->conn, "bj_outbox_pick", PICK_SQL, 1, p, err, sizeof(err));
+	const char *p[] = {lim, PASS_BYTES_MAX};
+	/* pg_column_size: the stored (compressed) size, read without detoasting the payload. */
+	static const char PICK_SQL[] =
+		"SELECT id, topic, key, payload::text FROM outbox WHERE id IN ("
+		"  SELECT id FROM (SELECT id, pg_column_size(payload) AS size,"
+		"                         sum(pg_column_size(payload)) OVER (ORDER BY id) AS upto"
+		"                  FROM outbox ORDER BY id LIMIT $1::integer) x"
+		"  WHERE upto - size < $2::bigint)"
+		" ORDER BY id FOR UPDATE";
+	PGresult *r = cm_pg_query_prepared(o->conn, "bj_outbox_pick", PICK_SQL, 2, p, err, sizeof(err));
 	if (!r)
 		goto rollback;
 	int n = PQntuples(r);

@@ -477,3 +477,26 @@ def test_two_workers_never_run_one_lead_at_once_even_when_a_claim_overlooks_a_ne
     (_, _, a_started, _, _), = runs_of(s, a["job_id"])
     assert a_started >= b_finished, f"a started {a_started} while b ran (until {b_finished})"
     assert s.lead(1)["attributes"]["seq"] == ["b", "a"], "both runs' writes, in commit order"
+
+
+def test_an_outbox_backlog_of_big_batch_rows_is_relayed_whole_in_bounded_passes(stack):
+    """After a Kafka outage at a high ingest rate the outbox holds many batch rows of up to 1,000 events
+    each. A relay pass reads rows up to ~2 MiB of stored payload (wk_outbox.c: PASS_BYTES_MAX), not its
+    1,000 rows at once (which could be hundreds of MB of text in one result), and over several passes
+    every event goes out once, each row's in order."""
+    stack.sql("INSERT INTO outbox (topic, key, payload)"
+              " SELECT 'events', NULL, (SELECT jsonb_agg(jsonb_build_object('key', '1:' || r, 'payload',"
+              "   jsonb_build_object('v', 1, 'type', 'test.backlog', 'row', r, 'i', i,"
+              "                      'pad', md5((r * 1000 + i)::text) || md5(i::text))) ORDER BY i)"
+              "   FROM generate_series(1, 1000) i)"
+              " FROM generate_series(1, 80) r")
+    size = stack.sql("SELECT sum(pg_column_size(payload)) FROM outbox WHERE key IS NULL"
+                     " AND payload @> '[{\"payload\": {\"type\": \"test.backlog\"}}]'")[0][0]
+    assert size > 2 * 2097152, f"the rows ({size} bytes stored) must need more than one pass by size"
+    wait_for(lambda: stack.sql("SELECT count(*) FROM outbox")[0][0] == 0, 60, interval=0.2,
+             what="the outbox to be relayed")
+    got = [json.loads(m.value()) for m in stack.messages("events", min_count=80000, timeout=90)]
+    backlog = [(e["row"], e["i"]) for e in got if e.get("type") == "test.backlog"]
+    assert len(backlog) == 80000 and len(set(backlog)) == 80000, len(backlog)
+    for r in range(1, 81):
+        assert [i for row, i in backlog if row == r] == list(range(1, 1001)), f"row {r} out of order"
