@@ -287,7 +287,7 @@ static int get_tags(const json_t *obj, const char *field, char ***tags, size_t *
 	return -1;
 }
 
-static const char *request_fields[] = {
+const char *const cm_job_request_fields[] = {
 	"script_id",
 	"script_code",
 	"trigger_id",
@@ -305,12 +305,13 @@ static const char *request_fields[] = {
 	"add_tags",
 	"remove_tags",
 };
+const size_t cm_job_request_nfields = CM_ARRAY_LEN(cm_job_request_fields);
 
 /* Fields of the envelope beyond those of the request. */
 static const char *envelope_fields[] = {"v",	  "type",	 "job_id", "bot_id",
 					"due_at", "accepted_at", "source", "request_hash"};
 
-static int known(const char *k, const char **list, size_t n)
+static int known(const char *k, const char *const *list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(k, list[i]) == 0)
@@ -339,7 +340,7 @@ static int parse_fields(const json_t *body, int64_t bot_id, const struct cm_job_
 	json_t *val;
 	json_object_foreach((json_t *)body, key, val)
 	{
-		if (known(key, request_fields, CM_ARRAY_LEN(request_fields)))
+		if (known(key, cm_job_request_fields, cm_job_request_nfields))
 			continue;
 		if (envelope && known(key, envelope_fields, CM_ARRAY_LEN(envelope_fields)))
 			continue;

@@ -30,6 +30,10 @@ struct cm_job_limits {
 };
 extern const struct cm_job_limits cm_job_default_limits;
 
+/* The fields of a schedule request (SPEC §1), in the documented order; cm_job_request_nfields of them. */
+extern const char *const cm_job_request_fields[];
+extern const size_t cm_job_request_nfields;
+
 struct cm_job {
 	char job_id[CM_UUID_STRLEN + 1];
 	int64_t bot_id;
