@@ -31,7 +31,8 @@
 
 struct cfg {
 	char *brokers, *pg_uri, *topic_prefix, *group_id, *worker_id, *http_host, *timezone, *log_format, *log_level;
-	long http_port, batch, consume_batch, lease_sec, max_attempts, retry_base_ms, partitions, replication;
+	long http_port, batch, lookahead_ms, consume_batch, consume_window_ms, lease_sec, max_attempts, retry_base_ms,
+		partitions, replication;
 	long outbox_batch, heap_mb, script_timeout_ms, min_interval_sec, horizon_days, bcast_chunk;
 	long retention_days, housekeeping_sec;
 	int migrate, create_topics, events;
@@ -56,7 +57,9 @@ static const struct cm_opt opts[] = {
 	{"http-host", "BOTJOBS_WORKER_HTTP_HOST", "0.0.0.0", "address for /healthz, /readyz, /metrics", CM_OPT_STR, S(http_host), 0, 0, 0},
 	{"http-port", "BOTJOBS_WORKER_HTTP_PORT", "9091", "port for /healthz, /readyz, /metrics (0 = off)", CM_OPT_INT, S(http_port), 0, 65535, 0},
 	{"batch", "BOTJOBS_BATCH", "256", "due jobs claimed per batch", CM_OPT_INT, S(batch), 1, 10000, 0},
-	{"consume-batch", "BOTJOBS_CONSUME_BATCH", "1000", "Kafka messages stored per transaction", CM_OPT_INT, S(consume_batch), 1, 100000, 0},
+	{"lookahead-ms", "BOTJOBS_LOOKAHEAD_MS", "20", "claim jobs this long before they are due (each still starts at its due time; 0 = claim when due)", CM_OPT_INT, S(lookahead_ms), 0, 1000, 0},
+	{"consume-batch", "BOTJOBS_CONSUME_BATCH", "1000", "Kafka messages stored per transaction, at most", CM_OPT_INT, S(consume_batch), 1, 100000, 0},
+	{"consume-window-ms", "BOTJOBS_CONSUME_WINDOW_MS", "5", "after a message, wait this long for more to store with it (0: store what has arrived at once)", CM_OPT_INT, S(consume_window_ms), 0, 1000, 0},
 	{"lease-sec", "BOTJOBS_LEASE_SEC", "30", "lease on claimed jobs; a dead worker's jobs run again after it", CM_OPT_INT, S(lease_sec), 2, 86400, 0},
 	{"max-attempts", "BOTJOBS_MAX_ATTEMPTS", "5", "infrastructure retries of a run before the job fails", CM_OPT_INT, S(max_attempts), 1, 1000, 0},
 	{"retry-base-ms", "BOTJOBS_RETRY_BASE_MS", "1000", "first retry delay (doubles per attempt, with jitter)", CM_OPT_INT, S(retry_base_ms), 1, 3600000, 0},
@@ -216,6 +219,7 @@ int main(int argc, char **argv)
 		.worker_id = worker_id,
 		.lease_sec = (int)cfg.lease_sec,
 		.batch = (int)cfg.batch,
+		.lookahead_ms = (int)cfg.lookahead_ms,
 		.events = cfg.events,
 		.max_attempts = (int)cfg.max_attempts,
 		.retry_base_ms = (int)cfg.retry_base_ms,
@@ -246,6 +250,7 @@ int main(int argc, char **argv)
 				      .producer = producer,
 				      .limits = &limits,
 				      .batch = (int)cfg.consume_batch,
+				      .window_us = (int)cfg.consume_window_ms * 1000,
 				      .events = cfg.events};
 	parts.consumer = wk_consumer_start(&co, err, sizeof(err));
 	if (!parts.consumer) {

@@ -19,8 +19,6 @@
 #include "wk_metrics.h"
 #include "wk_store.h"
 
-#define BATCH_WINDOW_US 5000 /* after the first message, gather more for at most this long */
-
 struct wk_consumer {
 	struct wk_consumer_opts o;
 	rd_kafka_t *rk;
@@ -383,12 +381,13 @@ static void *consumer_main(void *arg)
 		size_t n = 0;
 		int64_t window_end = 0;
 		while (n < (size_t)c->o.batch) {
-			int timeout = n == 0 ? 100 : 0;
+			/* After the first message: what has arrived already, and more while the window lasts.
+			 * Without a window the batch is what arrived during the previous batch's commit, so it
+			 * grows with the rate by itself and a lone job is stored at once. */
+			int timeout = 100;
 			if (n > 0) {
 				int64_t left = window_end - cm_time_mono_us();
-				if (left <= 0)
-					break;
-				timeout = (int)(left / 1000) + 1;
+				timeout = left > 0 ? (int)(left / 1000) + 1 : 0;
 			}
 			rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout);
 			if (!m)
@@ -401,7 +400,7 @@ static void *consumer_main(void *arg)
 			}
 			cm_metric_add(&wk_m_consumed, 1);
 			if (n == 0)
-				window_end = cm_time_mono_us() + BATCH_WINDOW_US;
+				window_end = cm_time_mono_us() + c->o.window_us;
 			msgs[n++] = m;
 		}
 		if (cm_time_mono_us() >= next_measure) {

@@ -26,7 +26,8 @@ struct wk_consumer_opts {
 	const struct cm_props *props; /* -X properties, may be NULL */
 	rd_kafka_t *producer;	      /* for the dead-letter topic, borrowed */
 	const struct cm_job_limits *limits;
-	int batch; /* messages per database transaction */
+	int batch;     /* messages per database transaction, at most */
+	int window_us; /* after a batch's first message, wait this long for more (0: take what has arrived) */
 	int events;
 };
 

@@ -1,11 +1,13 @@
 /*
  * wk_run.c - load state, run the code, hand the results to wk_apply. See wk_run.h.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cm_log.h"
 #include "cm_pg.h"
@@ -262,8 +264,21 @@ out:
 	r->finished_us = cm_time_now_us();
 }
 
-int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n, char *errstr, size_t errstr_size)
+/* A job claimed ahead of its due time (--lookahead-ms) starts at that time, not before. */
+static void wait_for_due(const struct cm_job *j)
 {
+	if (j->due_us <= cm_time_now_us())
+		return;
+	struct timespec ts = {(time_t)(j->due_us / CM_US_PER_SEC), (long)(j->due_us % CM_US_PER_SEC) * 1000};
+	while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+int wk_run_jobs(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n, struct wk_result **out, size_t *m_out,
+		char *errstr, size_t errstr_size)
+{
+	*out = NULL;
+	*m_out = 0;
 	struct wk_result *res = calloc(n, sizeof(*res));
 	if (!res) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -274,6 +289,7 @@ int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i].job.kind == CM_TARGET_BROADCAST && !jobs[i].job.lead_id) {
+			wait_for_due(&jobs[i].job);
 			if (wk_bcast_chunk(ctx, &jobs[i], errstr, errstr_size) == -1)
 				rc = -1;
 			continue;
@@ -285,21 +301,32 @@ int wk_run_batch(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n
 	int loaded = m > 0 && wk_run_snapshots(ctx, res, m, err, sizeof(err)) == 0;
 	for (size_t i = 0; i < m; i++) {
 		if (loaded) {
+			wait_for_due(&res[i].claimed->job);
 			run_one(ctx, &res[i]);
 		} else {
 			res[i].started_us = res[i].finished_us = cm_time_now_us();
 			fail(&res[i], WK_RETRY, "loading state: %s", err);
 		}
 	}
-	if (m > 0) {
-		int committed = wk_apply_results(ctx, res, m, errstr, errstr_size);
-		rc = committed < 0 ? -1 : rc;
+	if (m == 0) {
+		free(res);
+		res = NULL;
 	}
-	n = m;
-	for (size_t i = 0; i < n; i++) {
+	*out = res;
+	*m_out = m;
+	return rc;
+}
+
+int wk_run_complete(const struct wk_run_ctx *ctx, struct wk_result *res, size_t m, char *errstr, size_t errstr_size)
+{
+	return m > 0 && wk_apply_results(ctx, res, m, errstr, errstr_size) < 0 ? -1 : 0;
+}
+
+void wk_run_results_free(struct wk_result *res, size_t m)
+{
+	for (size_t i = 0; i < m; i++) {
 		json_decref(res[i].reply);
 		json_decref(res[i].snapshot);
 	}
 	free(res);
-	return rc;
 }

@@ -5,6 +5,13 @@
  * slack set to 1 ns), so it wakes at that time or when a NOTIFY says an earlier job was stored.
  * There is no fixed poll interval; the 100 ms cap on one sleep only bounds how long a stop request
  * waits.
+ *
+ * Lookahead: the thread wakes --lookahead-ms before the next due time and claims the jobs due by then; the
+ * run of each waits for its due time (wk_run_batch). The claim, the hand-back check and the state snapshot
+ * (three round trips, ~1-2 ms, more on a busy database) then happen before the due time instead of after
+ * it, and a job that comes due while a batch completes has already been claimed by the other worker. The
+ * price: such a job is 'running' (its lead blocked) for up to that long before it starts, and a cancel
+ * that reaches the database in that window no longer stops it (as for a run under way).
  */
 #define _GNU_SOURCE /* ppoll */
 #include <inttypes.h>
@@ -38,7 +45,19 @@ struct wk_sched {
 	 * whose completion failed are dropped from it, so their leases run out and another worker (or this
 	 * one) runs them again. */
 	pthread_mutex_t hand_mu;
-	char *in_hand;
+	char *in_hand[2]; /* HAND_RUNNING: the batch the scheduler runs; HAND_COMPLETING: the completer's */
+	/* The completer: commits a run batch's results on its own connection while the scheduler claims and
+	 * runs the next batch, so jobs that come due during a commit (an fsync) are claimed and started
+	 * without waiting for it. One batch at a time: the scheduler waits for the previous one to commit
+	 * before it hands over the next (done_mu/done_cv guard the slot). */
+	pthread_t completer;
+	pthread_mutex_t done_mu;
+	pthread_cond_t done_cv;
+	int done_full, done_quit, completer_started;
+	struct wk_claimed *done_jobs;
+	size_t done_n, done_m;
+	struct wk_result *done_res;
+	PGconn *done_conn;
 	PGconn *conn;
 	struct wk_runtime *rt;
 	struct wk_host *host; /* over conn */
@@ -124,7 +143,9 @@ static int wait_until(struct wk_sched *s, int64_t until_us, int64_t *next_due, i
 	return 0;
 }
 
-static void set_in_hand(struct wk_sched *s, const struct wk_claimed *jobs, size_t n)
+enum { HAND_RUNNING, HAND_COMPLETING };
+
+static void set_in_hand(struct wk_sched *s, int which, const struct wk_claimed *jobs, size_t n)
 {
 	char *text = NULL;
 	if (n > 0) {
@@ -135,9 +156,82 @@ static void set_in_hand(struct wk_sched *s, const struct wk_claimed *jobs, size_
 		json_decref(ids);
 	}
 	pthread_mutex_lock(&s->hand_mu);
-	free(s->in_hand);
-	s->in_hand = text;
+	free(s->in_hand[which]);
+	s->in_hand[which] = text;
 	pthread_mutex_unlock(&s->hand_mu);
+}
+
+/* The running batch's leases become the completer's. */
+static void hand_over(struct wk_sched *s)
+{
+	pthread_mutex_lock(&s->hand_mu);
+	free(s->in_hand[HAND_COMPLETING]);
+	s->in_hand[HAND_COMPLETING] = s->in_hand[HAND_RUNNING];
+	s->in_hand[HAND_RUNNING] = NULL;
+	pthread_mutex_unlock(&s->hand_mu);
+}
+
+static int completer_conn_setup(PGconn *c, char *errstr, size_t errstr_size)
+{
+	return cm_pg_exec(c, "SET plan_cache_mode = force_custom_plan", errstr, errstr_size);
+}
+
+static void *completer_main(void *arg)
+{
+	struct wk_sched *s = arg;
+	char err[1024];
+	struct wk_run_ctx ctx = {.conn = s->done_conn,
+				 .worker_id = s->o.worker_id,
+				 .events = s->o.events,
+				 .max_attempts = s->o.max_attempts,
+				 .retry_base_ms = s->o.retry_base_ms,
+				 .bcast_chunk = s->o.bcast_chunk};
+	for (;;) {
+		pthread_mutex_lock(&s->done_mu);
+		while (!s->done_full && !s->done_quit)
+			pthread_cond_wait(&s->done_cv, &s->done_mu);
+		if (!s->done_full) { /* quit, and nothing left to commit */
+			pthread_mutex_unlock(&s->done_mu);
+			return NULL;
+		}
+		struct wk_claimed *jobs = s->done_jobs;
+		struct wk_result *res = s->done_res;
+		size_t n = s->done_n, m = s->done_m;
+		pthread_mutex_unlock(&s->done_mu);
+
+		/* The connection is found broken only when it is used (a PostgreSQL restart, a terminated
+		 * backend while idle): then once more on a new one, or the runs would wait for their leases. */
+		int rc = wk_run_complete(&ctx, res, m, err, sizeof(err));
+		if (rc == -1 && cm_pg_broken(ctx.conn) && cm_pg_reset(ctx.conn, err, sizeof(err)) == 0 &&
+		    completer_conn_setup(ctx.conn, err, sizeof(err)) == 0)
+			rc = wk_run_complete(&ctx, res, m, err, sizeof(err));
+		if (rc == -1)
+			cm_log_warn("scheduler: completing %zu runs failed, they run again after their lease: %s", m,
+				    err);
+		wk_run_results_free(res, m);
+		wk_claimed_free(jobs, n);
+		set_in_hand(s, HAND_COMPLETING, NULL, 0); /* failed ones: their leases run out */
+		pthread_mutex_lock(&s->done_mu);
+		s->done_full = 0;
+		pthread_cond_broadcast(&s->done_cv);
+		pthread_mutex_unlock(&s->done_mu);
+	}
+}
+
+/* Hands a run batch to the completer, once it has committed the previous one. */
+static void complete_async(struct wk_sched *s, struct wk_claimed *jobs, size_t n, struct wk_result *res, size_t m)
+{
+	pthread_mutex_lock(&s->done_mu);
+	while (s->done_full)
+		pthread_cond_wait(&s->done_cv, &s->done_mu);
+	hand_over(s);
+	s->done_jobs = jobs;
+	s->done_n = n;
+	s->done_res = res;
+	s->done_m = m;
+	s->done_full = 1;
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_mutex_unlock(&s->done_mu);
 }
 
 static void *sched_main(void *arg)
@@ -146,6 +240,7 @@ static void *sched_main(void *arg)
 	char err[1024];
 	int64_t next_due = 0, last_query = 0, last_reap = 0;
 	int requery = 1, empty_claims = 0;
+	const int64_t ahead = (int64_t)s->o.lookahead_ms * 1000;
 	struct wk_run_ctx ctx = {.conn = s->conn,
 				 .rt = s->rt,
 				 .host = s->host,
@@ -181,11 +276,11 @@ static void *sched_main(void *arg)
 			requery = 0;
 			last_query = now;
 		}
-		if (next_due <= now) {
+		if (next_due - ahead <= now) {
 			struct wk_claimed *jobs = NULL;
 			size_t n = 0;
-			if (wk_store_claim(s->conn, s->o.worker_id, s->o.lease_sec, (size_t)s->o.batch, s->o.events,
-					   &jobs, &n, err, sizeof(err)) == -1) {
+			if (wk_store_claim(s->conn, s->o.worker_id, s->o.lease_sec, (size_t)s->o.batch,
+					   s->o.lookahead_ms, s->o.events, &jobs, &n, err, sizeof(err)) == -1) {
 				cm_log_warn("scheduler: claim: %s", err);
 				wait_until(s, now + 50000, &next_due, &requery);
 				requery = 1;
@@ -195,15 +290,27 @@ static void *sched_main(void *arg)
 				empty_claims = 0;
 				cm_metric_add(&wk_m_claimed, (long long)n);
 				cm_metric_observe(&wk_m_claim_batch, (double)n);
-				set_in_hand(s, jobs, n);
-				int failed = wk_run_batch(&ctx, jobs, n, err, sizeof(err)) == -1;
-				set_in_hand(s, NULL, 0);
-				if (failed)
-					cm_log_warn("scheduler: completing %zu runs failed, they run again after their "
-						    "lease: %s",
-						    n, err);
-				wk_claimed_free(jobs, n);
-				requery = 1;
+				set_in_hand(s, HAND_RUNNING, jobs, n);
+				struct wk_result *res = NULL;
+				size_t m = 0;
+				if (wk_run_jobs(&ctx, jobs, n, &res, &m, err, sizeof(err)) == -1)
+					cm_log_warn(
+						"scheduler: a broadcast chunk failed, it runs again after its lease: "
+						"%s",
+						err);
+				if (m > 0) {
+					complete_async(s, jobs, n, res, m);
+				} else {
+					set_in_hand(s, HAND_RUNNING, NULL, 0);
+					wk_claimed_free(jobs, n);
+				}
+				/* With a lookahead, claim again at once: the jobs due right after this batch's last
+				 * one are due now, and asking for the next due time first would make them later. An
+				 * empty claim asks for it. */
+				if (ahead > 0)
+					next_due = cm_time_now_us();
+				else
+					requery = 1;
 				continue;
 			}
 			/* Someone else took it, or it waits behind its lead's running job: look again, gently. */
@@ -213,10 +320,11 @@ static void *sched_main(void *arg)
 					continue;
 			continue;
 		}
-		if (wait_until(s, next_due, &next_due, &requery) == -1)
+		if (wait_until(s, next_due - ahead, &next_due, &requery) == -1)
 			continue; /* broken connection: reconnect at the top */
 	}
 	atomic_store(&s->ready, 0);
+	/* The batch in the completer's hands commits before the thread ends (wk_sched_stop joins it). */
 	return NULL;
 }
 
@@ -311,22 +419,37 @@ static void *heartbeat_main(void *arg)
 		if (!beat)
 			continue;
 		next = cm_time_mono_us() + period;
-		pthread_mutex_lock(&s->hand_mu);
-		char *ids = s->in_hand ? strdup(s->in_hand) : NULL;
-		pthread_mutex_unlock(&s->hand_mu);
-		if (!ids)
-			continue;
-		const char *p[] = {s->o.worker_id, lease, ids};
-		if (cm_pg_command(c,
-				  "UPDATE jobs SET lease_until = clock_timestamp() + make_interval(secs => $2::integer)"
-				  " WHERE job_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)"
-				  " AND lease_owner = $1 AND state = 'running'",
-				  3, p, err, sizeof(err)) == -1)
-			cm_log_warn("heartbeat: extending leases: %s", err);
-		free(ids);
+		for (int which = HAND_RUNNING; which <= HAND_COMPLETING; which++) {
+			pthread_mutex_lock(&s->hand_mu);
+			char *ids = s->in_hand[which] ? strdup(s->in_hand[which]) : NULL;
+			pthread_mutex_unlock(&s->hand_mu);
+			if (!ids)
+				continue;
+			const char *p[] = {s->o.worker_id, lease, ids};
+			if (cm_pg_command(c,
+					  "UPDATE jobs SET lease_until = clock_timestamp() + make_interval(secs => "
+					  "$2::integer)"
+					  " WHERE job_id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid)"
+					  " AND lease_owner = $1 AND state = 'running'",
+					  3, p, err, sizeof(err)) == -1)
+				cm_log_warn("heartbeat: extending leases: %s", err);
+			free(ids);
+		}
 	}
 	cm_pg_close(c);
 	return NULL;
+}
+
+static void stop_completer(struct wk_sched *s)
+{
+	if (!s->completer_started)
+		return;
+	pthread_mutex_lock(&s->done_mu);
+	s->done_quit = 1;
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_mutex_unlock(&s->done_mu);
+	pthread_join(s->completer, NULL);
+	s->completer_started = 0;
 }
 
 struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, size_t errstr_size)
@@ -338,8 +461,13 @@ struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, 
 	}
 	s->o = *opts;
 	pthread_mutex_init(&s->hand_mu, NULL);
+	pthread_mutex_init(&s->done_mu, NULL);
+	pthread_cond_init(&s->done_cv, NULL);
 	s->conn = cm_pg_connect(opts->pg_uri, "botjobs-worker:scheduler", errstr, errstr_size);
 	if (!s->conn)
+		goto err;
+	s->done_conn = cm_pg_connect(opts->pg_uri, "botjobs-worker:completer", errstr, errstr_size);
+	if (!s->done_conn || completer_conn_setup(s->done_conn, errstr, errstr_size) == -1)
 		goto err;
 	if (listen_jobs(s->conn, errstr, errstr_size) == -1)
 		goto err;
@@ -350,6 +478,11 @@ struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, 
 	if (!s->host)
 		goto err;
 	atomic_store(&s->ready, 1);
+	if (pthread_create(&s->completer, NULL, completer_main, s) != 0) {
+		snprintf(errstr, errstr_size, "cannot start the completer thread");
+		goto err;
+	}
+	s->completer_started = 1;
 	if (pthread_create(&s->heartbeat, NULL, heartbeat_main, s) != 0) {
 		snprintf(errstr, errstr_size, "cannot start the lease heartbeat thread");
 		goto err;
@@ -362,9 +495,14 @@ struct wk_sched *wk_sched_start(const struct wk_sched_opts *opts, char *errstr, 
 	}
 	return s;
 err:
+	stop_completer(s);
 	wk_host_free(s->host);
 	wk_runtime_free(s->rt);
+	cm_pg_close(s->done_conn);
 	cm_pg_close(s->conn);
+	pthread_cond_destroy(&s->done_cv);
+	pthread_mutex_destroy(&s->done_mu);
+	pthread_mutex_destroy(&s->hand_mu);
 	free(s);
 	return NULL;
 }
@@ -375,11 +513,16 @@ void wk_sched_stop(struct wk_sched *s)
 		return;
 	atomic_store(&s->stop, 1);
 	pthread_join(s->thread, NULL);
+	stop_completer(s); /* after the batch in its hands committed; the heartbeat kept its leases meanwhile */
 	pthread_join(s->heartbeat, NULL);
-	free(s->in_hand);
+	free(s->in_hand[HAND_RUNNING]);
+	free(s->in_hand[HAND_COMPLETING]);
+	pthread_cond_destroy(&s->done_cv);
+	pthread_mutex_destroy(&s->done_mu);
 	pthread_mutex_destroy(&s->hand_mu);
 	wk_host_free(s->host);
 	wk_runtime_free(s->rt);
+	cm_pg_close(s->done_conn);
 	cm_pg_close(s->conn);
 	free(s);
 }

@@ -18,6 +18,7 @@ struct wk_sched_opts {
 	const char *worker_id; /* borrowed */
 	int lease_sec;
 	int batch;
+	int lookahead_ms; /* claim jobs due within this from now; each run still waits for its due time */
 	int events;
 	int max_attempts;
 	int retry_base_ms;

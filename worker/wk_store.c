@@ -230,16 +230,18 @@ int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_si
 }
 
 /*
- * The due bound is statement_timestamp() (STABLE), not clock_timestamp() (VOLATILE): only a stable bound is
- * an index condition on jobs_due, so the scan stops at the first job not yet due. With clock_timestamp() it
- * was a filter, and a claim that found fewer due jobs than its batch walked every future job's index entry
- * (10 due among 200,000 future jobs: 36 ms per claim; bench w6). The statement's start is never later than
- * the moment the claim runs, so no job starts early.
+ * The due bound is statement_timestamp() (STABLE) plus the lookahead ($5 ms), not clock_timestamp()
+ * (VOLATILE): only a stable bound is an index condition on jobs_due, so the scan stops at the first job not
+ * yet due. With clock_timestamp() it was a filter, and a claim that found fewer due jobs than its batch
+ * walked every future job's index entry (10 due among 200,000 future jobs: 36 ms per claim; bench w6).
+ * A job claimed ahead of its due time does not start before it (wk_run_batch waits), so the claim's round
+ * trips are not part of its lateness; job.started says when the run starts, never before the due time.
  */
 static const char CLAIM_SQL[] =
 	"WITH c AS ("
 	"  SELECT j.job_id FROM jobs j"
-	"  WHERE j.state = 'scheduled' AND j.due_at <= statement_timestamp() AND" IS_LEAD_HEAD
+	"  WHERE j.state = 'scheduled'"
+	"    AND j.due_at <= statement_timestamp() + $5::integer * interval '1 millisecond' AND" IS_LEAD_HEAD
 	"  ORDER BY j.due_at, j.job_id LIMIT $3 FOR UPDATE SKIP LOCKED"
 	"), u AS ("
 	"  UPDATE jobs j SET state = 'running', lease_owner = $1,"
@@ -253,7 +255,8 @@ static const char CLAIM_SQL[] =
 	"'-'),"
 	"         'payload', jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
 	"                            'lead_id', u.lead_id, 'due_at', botjobs_ts(u.due_at), 'run', u.runs + 1,"
-	"                            'worker', $1, 'at', botjobs_ts(clock_timestamp()))) ORDER BY u.due_at, u.job_id)"
+	"                            'worker', $1, 'at', botjobs_ts(greatest(clock_timestamp(), u.due_at)))) ORDER BY "
+	"u.due_at, u.job_id)"
 	"  FROM u WHERE $4::boolean AND u.bcast_cursor IS NULL HAVING count(*) > 0"
 	")"
 	"SELECT job_id, bot_id, lead_id, ticket_id, target_kind, target_id, target_code,"
@@ -331,16 +334,17 @@ static int64_t int_or_zero(PGresult *r, int row, int col)
 	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
-int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int events, struct wk_claimed **out,
-		   size_t *n, char *errstr, size_t errstr_size)
+int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int lookahead_ms, int events,
+		   struct wk_claimed **out, size_t *n, char *errstr, size_t errstr_size)
 {
-	char lease[16], lim[16];
+	char lease[16], lim[16], ahead[16];
 	snprintf(lease, sizeof(lease), "%d", lease_sec);
 	snprintf(lim, sizeof(lim), "%zu", max);
-	const char *p[] = {worker, lease, lim, events ? "true" : "false"};
+	snprintf(ahead, sizeof(ahead), "%d", lookahead_ms);
+	const char *p[] = {worker, lease, lim, events ? "true" : "false", ahead};
 	*out = NULL;
 	*n = 0;
-	PGresult *r = cm_pg_query_prepared(c, "bj_claim", CLAIM_SQL, 4, p, errstr, errstr_size);
+	PGresult *r = cm_pg_query_prepared(c, "bj_claim", CLAIM_SQL, 5, p, errstr, errstr_size);
 	if (!r)
 		return -1;
 	int rows = PQntuples(r);

@@ -65,6 +65,32 @@ def test_a_job_starts_at_its_due_time_not_before_and_soon_after(stack):
         assert started - due_at < dt.timedelta(milliseconds=50), f"{(started - due_at).total_seconds() * 1000} ms late"
 
 
+def test_a_job_claimed_ahead_of_its_due_time_still_starts_at_it(make_stack):
+    # --lookahead-ms: the claim happens before the due time, the run does not; job.started says the run's start.
+    s = make_stack(worker_args=["--lookahead-ms=800"])
+    s.start_worker()
+    due = now() + dt.timedelta(seconds=3)
+    e = envelope(lead=3, due=due, trigger_code="demo_echo", script_request_params={"text": "ahead"})
+    publish(s, [e])
+    seen_early = []
+
+    def claimed():
+        rows = s.sql("SELECT state, clock_timestamp() < due_at FROM jobs WHERE job_id = %s", e["job_id"])
+        if rows and rows[0][0] == "running" and rows[0][1]:
+            seen_early.append(True)
+        return rows and rows[0][0] in ("running", "done")
+    wait_for(claimed, 20, interval=0.02, what="the claim")
+    assert seen_early, "the job should be claimed (running) before its due time with an 800 ms lookahead"
+    s.wait_job(e["job_id"], timeout=15)
+    (outcome, due_at, started, _, _), = runs_of(s, e["job_id"])
+    assert outcome == "done"
+    assert started >= due_at, f"started {started} before due {due_at}"
+    events = [json.loads(m.value()) for m in s.messages("events", min_count=3)]
+    at = [x["at"] for x in events if x.get("job_id") == e["job_id"] and x["type"] == "job.started"]
+    due_ms = due_at.replace(microsecond=due_at.microsecond // 1000 * 1000)  # events carry milliseconds
+    assert len(at) == 1 and dt.datetime.fromisoformat(at[0].replace("Z", "+00:00")) >= due_ms, (at, due_at)
+
+
 def test_two_workers_keep_each_leads_order_and_run_every_job_once(make_stack):
     s = make_stack()
     add_trigger(s, "append", "var seq = lead.getJsonAttr('seq') || [];\nseq.push(request.json.n);\n"
