@@ -304,13 +304,7 @@ static void *sched_main(void *arg)
 					set_in_hand(s, HAND_RUNNING, NULL, 0);
 					wk_claimed_free(jobs, n);
 				}
-				/* With a lookahead, claim again at once: the jobs due right after this batch's last
-				 * one are due now, and asking for the next due time first would make them later. An
-				 * empty claim asks for it. */
-				if (ahead > 0)
-					next_due = cm_time_now_us();
-				else
-					requery = 1;
+				requery = 1;
 				continue;
 			}
 			/* Someone else took it, or it waits behind its lead's running job: look again, gently. */
