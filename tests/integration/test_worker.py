@@ -91,6 +91,24 @@ def test_a_job_claimed_ahead_of_its_due_time_still_starts_at_it(make_stack):
     assert len(at) == 1 and dt.datetime.fromisoformat(at[0].replace("Z", "+00:00")) >= due_ms, (at, due_at)
 
 
+def test_a_completion_whose_idle_connection_was_cut_commits_on_a_new_one(make_stack):
+    # The completer finds its connection broken only when it commits a batch: it must commit on a new
+    # connection then, not leave the runs to their leases (60 s here).
+    s = make_stack(worker_args=["--lease-sec=60"])
+    s.start_worker()
+    add_leads(s, [4, 5])
+    first = envelope(lead=4, trigger_code="demo_echo", script_request_params={"text": "one"})
+    publish(s, [first])
+    s.wait_job(first["job_id"], timeout=20)
+    cut = s.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = 'botjobs-worker:completer'")[0][0]
+    assert cut == 1, f"expected one completer connection, cut {cut}"
+    second = envelope(lead=5, trigger_code="demo_echo", script_request_params={"text": "two"})
+    publish(s, [second])
+    s.wait_job(second["job_id"], timeout=20)
+    assert [r[0] for r in runs_of(s, second["job_id"])] == ["done"]
+
+
 def test_two_workers_keep_each_leads_order_and_run_every_job_once(make_stack):
     s = make_stack()
     add_trigger(s, "append", "var seq = lead.getJsonAttr('seq') || [];\nseq.push(request.json.n);\n"
