@@ -317,11 +317,6 @@ int wk_run_jobs(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n,
 	return rc;
 }
 
-int wk_run_complete(const struct wk_run_ctx *ctx, struct wk_result *res, size_t m, char *errstr, size_t errstr_size)
-{
-	return m > 0 && wk_apply_results(ctx, res, m, errstr, errstr_size) < 0 ? -1 : 0;
-}
-
 void wk_run_results_free(struct wk_result *res, size_t m)
 {
 	for (size_t i = 0; i < m; i++) {

@@ -45,16 +45,11 @@ const char *wk_outcome_name(enum wk_outcome o);
 /*
  * Runs jobs[0..n), each at or after its due time: a broadcast's next chunk commits at once (its own
  * transaction); the others' results go to *out (*m of them, each pointing into jobs; NULL when none) for
- * wk_run_complete, which may run on another thread and connection. Returns -1 when something could not
+ * wk_apply_results, which may run on another thread and connection. Returns -1 when something could not
  * run or commit (those jobs stay leased and run again when their lease expires), else 0.
  */
 int wk_run_jobs(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n, struct wk_result **out, size_t *m,
 		char *errstr, size_t errstr_size) CM_MUSTCHECK;
-/* Commits the results of wk_run_jobs in one transaction on ctx->conn. Returns -1 when the transaction
- * failed (nothing was committed, or the connection broke while it committed). Applying again is safe: a
- * result whose lease is gone (it committed already) changes nothing. */
-int wk_run_complete(const struct wk_run_ctx *ctx, struct wk_result *res, size_t m, char *errstr,
-		    size_t errstr_size) CM_MUSTCHECK;
 /* Frees what wk_run_jobs returned (not the jobs). NULL-safe. */
 void wk_run_results_free(struct wk_result *res, size_t m);
 
@@ -74,7 +69,9 @@ const char *wk_run_label(const struct cm_job *j, char *buf, size_t n);
  * (nothing committed; the job runs again after its lease). */
 int wk_bcast_chunk(const struct wk_run_ctx *ctx, struct wk_claimed *job, char *errstr, size_t errstr_size) CM_MUSTCHECK;
 
-/* wk_apply.c: commits results (one transaction, a savepoint per job). Returns committed count or -1. */
+/* wk_apply.c: commits results (one transaction, a savepoint per job). Returns committed count or -1 (nothing
+ * committed, or the connection broke while it committed). Applying again is safe: a result whose lease is
+ * gone (it committed already) changes nothing. */
 int wk_apply_results(const struct wk_run_ctx *ctx, struct wk_result *res, size_t n, char *errstr,
 		     size_t errstr_size) CM_MUSTCHECK;
 

@@ -7,9 +7,9 @@
  * waits.
  *
  * Lookahead: the thread wakes --lookahead-ms before the next due time and claims the jobs due by then; the
- * run of each waits for its due time (wk_run_batch). The claim, the hand-back check and the state snapshot
+ * run of each waits for its due time (wk_run_jobs). The claim, the hand-back check and the state snapshot
  * (three round trips, ~1-2 ms, more on a busy database) then happen before the due time instead of after
- * it, and a job that comes due while a batch completes has already been claimed by the other worker. The
+ * it; the completer (below) commits a batch while the next one is claimed and run. The
  * price: such a job is 'running' (its lead blocked) for up to that long before it starts, and a cancel
  * that reaches the database in that window no longer stops it (as for a run under way).
  */
@@ -176,16 +176,24 @@ static int completer_conn_setup(PGconn *c, char *errstr, size_t errstr_size)
 	return cm_pg_exec(c, "SET plan_cache_mode = force_custom_plan", errstr, errstr_size);
 }
 
+/* The run context over conn: the scheduler's runs with the runtime and host calls, the completer's without. */
+static struct wk_run_ctx run_ctx(const struct wk_sched *s, PGconn *conn, int runs)
+{
+	return (struct wk_run_ctx){.conn = conn,
+				   .rt = runs ? s->rt : NULL,
+				   .host = runs ? s->host : NULL,
+				   .worker_id = s->o.worker_id,
+				   .events = s->o.events,
+				   .max_attempts = s->o.max_attempts,
+				   .retry_base_ms = s->o.retry_base_ms,
+				   .bcast_chunk = s->o.bcast_chunk};
+}
+
 static void *completer_main(void *arg)
 {
 	struct wk_sched *s = arg;
 	char err[1024];
-	struct wk_run_ctx ctx = {.conn = s->done_conn,
-				 .worker_id = s->o.worker_id,
-				 .events = s->o.events,
-				 .max_attempts = s->o.max_attempts,
-				 .retry_base_ms = s->o.retry_base_ms,
-				 .bcast_chunk = s->o.bcast_chunk};
+	struct wk_run_ctx ctx = run_ctx(s, s->done_conn, 0);
 	for (;;) {
 		pthread_mutex_lock(&s->done_mu);
 		while (!s->done_full && !s->done_quit)
@@ -201,10 +209,10 @@ static void *completer_main(void *arg)
 
 		/* The connection is found broken only when it is used (a PostgreSQL restart, a terminated
 		 * backend while idle): then once more on a new one, or the runs would wait for their leases. */
-		int rc = wk_run_complete(&ctx, res, m, err, sizeof(err));
+		int rc = wk_apply_results(&ctx, res, m, err, sizeof(err)) < 0 ? -1 : 0;
 		if (rc == -1 && cm_pg_broken(ctx.conn) && cm_pg_reset(ctx.conn, err, sizeof(err)) == 0 &&
 		    completer_conn_setup(ctx.conn, err, sizeof(err)) == 0)
-			rc = wk_run_complete(&ctx, res, m, err, sizeof(err));
+			rc = wk_apply_results(&ctx, res, m, err, sizeof(err)) < 0 ? -1 : 0;
 		if (rc == -1)
 			cm_log_warn("scheduler: completing %zu runs failed, they run again after their lease: %s", m,
 				    err);
@@ -241,14 +249,7 @@ static void *sched_main(void *arg)
 	int64_t next_due = 0, last_query = 0, last_reap = 0;
 	int requery = 1, empty_claims = 0;
 	const int64_t ahead = (int64_t)s->o.lookahead_ms * 1000;
-	struct wk_run_ctx ctx = {.conn = s->conn,
-				 .rt = s->rt,
-				 .host = s->host,
-				 .worker_id = s->o.worker_id,
-				 .events = s->o.events,
-				 .max_attempts = s->o.max_attempts,
-				 .retry_base_ms = s->o.retry_base_ms,
-				 .bcast_chunk = s->o.bcast_chunk};
+	struct wk_run_ctx ctx = run_ctx(s, s->conn, 1);
 
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* wake on time, not up to 50 µs late */
 	while (!stopping(s)) {

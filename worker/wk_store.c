@@ -234,7 +234,7 @@ int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_si
  * (VOLATILE): only a stable bound is an index condition on jobs_due, so the scan stops at the first job not
  * yet due. With clock_timestamp() it was a filter, and a claim that found fewer due jobs than its batch
  * walked every future job's index entry (10 due among 200,000 future jobs: 36 ms per claim; bench w6).
- * A job claimed ahead of its due time does not start before it (wk_run_batch waits), so the claim's round
+ * A job claimed ahead of its due time does not start before it (wk_run_jobs waits), so the claim's round
  * trips are not part of its lateness; job.started says when the run starts, never before the due time.
  */
 static const char CLAIM_SQL[] =
