@@ -10,10 +10,15 @@
 
 #include "cm_frame.h"
 #include "cm_log.h"
+#include "cm_time.h"
 #include "sb_serve.h"
 #include "wk_sandbox.h"
 
 enum { EXIT_EOF = 0, EXIT_PROTOCOL = 3 };
+
+/* A run of many leads sends its replies together, at most this long after the first of them was ready
+ * (and before any host call): fewer frames, and the watchdog still sees progress at least that often. */
+#define REPLIES_HOLD_US 1000
 
 /* Warm-up: the time zone (Date, run_at), qsort's one-time memory probe, number formatting, the
  * compile check of a condition, a UUID, an error with a line number. */
@@ -43,13 +48,62 @@ void sb_serve_warm(const struct wk_js_limits *lim)
 
 struct proxy {
 	int fd;
+	json_t *held;	  /* replies of a many-lead run not sent yet (an array) */
+	int64_t held_us;  /* when the first of them was ready */
+	const char *name; /* the running request's name, for errors */
 };
+
+/*
+ * Sends one reply (stolen; NULL = out of memory) as a "reply" frame, or in a many-lead run as a
+ * "replies" frame of one; a reply too large for a frame becomes a failed run that says so.
+ */
+static int send_one(int fd, json_t *reply, const char *name, int many)
+{
+	char err[300];
+	if (!reply)
+		reply = json_pack("{ssss}", "outcome", "failed", "error", "the sandbox ran out of memory");
+	json_t *m = many ? json_pack("{sss[o]}", "type", "replies", "replies", reply)
+			 : json_pack("{ssso}", "type", "reply", "reply", reply);
+	int rc = cm_frame_write(fd, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err));
+	json_decref(m);
+	if (rc == CM_FRAME_TOO_LARGE) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "%s: the run's result and effects are too large (over %zu MiB)",
+			 name ? name : "code", WK_SANDBOX_FRAME_MAX >> 20);
+		m = many ? json_pack("{sss[{ssss}]}", "type", "replies", "replies", "outcome", "failed", "error", msg)
+			 : json_pack("{sss{ssss}}", "type", "reply", "reply", "outcome", "failed", "error", msg);
+		rc = cm_frame_write(fd, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err));
+		json_decref(m);
+	}
+	return rc;
+}
+
+/* Sends the held replies as one "replies" frame, or one frame each when together they are too large. */
+static int flush_held(struct proxy *p)
+{
+	char err[300];
+	size_t n = json_array_size(p->held);
+	if (!n)
+		return CM_FRAME_OK;
+	json_t *m = json_pack("{sssO}", "type", "replies", "replies", p->held);
+	int rc = m ? cm_frame_write(p->fd, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err)) : CM_FRAME_TOO_LARGE;
+	json_decref(m);
+	if (rc == CM_FRAME_TOO_LARGE) {
+		rc = CM_FRAME_OK;
+		for (size_t i = 0; i < n && rc == CM_FRAME_OK; i++)
+			rc = send_one(p->fd, json_incref(json_array_get(p->held, i)), p->name, 1);
+	}
+	json_array_clear(p->held);
+	return rc;
+}
 
 /* wk_js_host.call in the child: the call goes to the parent, the script waits for the answer. */
 static json_t *proxy_call(void *ctx, const char *method, const json_t *args, char *errstr, size_t errstr_size)
 {
 	struct proxy *p = ctx;
 	char err[300];
+	if (flush_held(p) != CM_FRAME_OK)
+		_exit(EXIT_EOF); /* the replies before the call reach the parent first */
 	json_t *m =
 		json_pack("{sssssO}", "type", "call", "method", method, "args", args ? (json_t *)args : json_null());
 	int rc = m ? cm_frame_write(p->fd, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err)) : CM_FRAME_TOO_LARGE;
@@ -91,31 +145,77 @@ static int send_hello(int fd)
 	return rc;
 }
 
-/* Sends the reply (stolen); one too large for a frame becomes a failed run that says so. */
-static int send_reply(int fd, json_t *reply, const json_t *req)
+/*
+ * One run frame: the request once, or once per lead of "leads" (each lead's replies held and sent
+ * together, see REPLIES_HOLD_US). Returns a cm_frame_rc of the last write.
+ */
+static int serve_run(struct wk_js_engine *engine, struct proxy *px, const json_t *req, const json_t *leads,
+		     const struct wk_js_host *host)
+{
+	px->name = json_string_value(json_object_get(req, "name"));
+	if (!json_is_array(leads))
+		return send_one(px->fd, wk_js_engine_run(engine, req, host), px->name, 0);
+	size_t i;
+	const json_t *lead;
+	json_array_foreach(leads, i, lead)
+	{
+		if (json_array_size(px->held) && cm_time_mono_us() - px->held_us >= REPLIES_HOLD_US &&
+		    flush_held(px) != CM_FRAME_OK)
+			return CM_FRAME_ERROR;
+		json_t *r = wk_js_lead_request(req, lead);
+		json_t *reply = r ? wk_js_engine_run(engine, r, host) : NULL;
+		json_decref(r);
+		if (!reply)
+			reply = json_pack("{ssss}", "outcome", "failed", "error", "the sandbox ran out of memory");
+		if (!json_array_size(px->held))
+			px->held_us = cm_time_mono_us();
+		if (json_array_append_new(px->held, reply) == -1)
+			return CM_FRAME_ERROR;
+	}
+	return flush_held(px);
+}
+
+/* Serves run frames until the parent closes the socket; returns the exit status. */
+static int serve_loop(struct wk_js_engine *engine, struct proxy *px, const struct wk_js_host *host)
 {
 	char err[300];
-	if (!reply)
-		reply = json_pack("{ssss}", "outcome", "failed", "error", "the sandbox ran out of memory");
-	json_t *m = json_pack("{ssso}", "type", "reply", "reply", reply);
-	int rc = cm_frame_write(fd, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err));
-	json_decref(m);
-	if (rc == CM_FRAME_TOO_LARGE) {
-		const char *name = json_string_value(json_object_get(req, "name"));
-		char msg[400];
-		snprintf(msg, sizeof(msg), "%s: the run's result and effects are too large (over %zu MiB)",
-			 name ? name : "code", WK_SANDBOX_FRAME_MAX >> 20);
-		m = json_pack("{sss{ssss}}", "type", "reply", "reply", "outcome", "failed", "error", msg);
-		rc = cm_frame_write(fd, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err));
+	if (send_hello(px->fd) != CM_FRAME_OK)
+		return EXIT_EOF;
+	for (;;) {
+		json_t *m = NULL;
+		int rc = cm_frame_read(px->fd, WK_SANDBOX_FRAME_MAX, 0, &m, err, sizeof(err));
+		if (rc == CM_FRAME_EOF)
+			return EXIT_EOF;
+		if (rc != CM_FRAME_OK) {
+			cm_log_error("sandbox %d: %s", (int)getpid(), err);
+			return EXIT_PROTOCOL;
+		}
+		const char *type = json_string_value(json_object_get(m, "type"));
+		json_t *v = json_object_get(m, "v");
+		const json_t *req = json_object_get(m, "req"), *leads = json_object_get(m, "leads");
+		if (!type || strcmp(type, "run") != 0 || !json_is_object(req) || (leads && !json_is_array(leads))) {
+			cm_log_error("sandbox %d: expected a run frame, got type %s%s", (int)getpid(),
+				     type ? type : "none",
+				     leads && !json_is_array(leads) ? " with leads not an array" : "");
+			json_decref(m);
+			return EXIT_PROTOCOL;
+		}
+		if (json_integer_value(v) != WK_SANDBOX_PROTO) {
+			cm_log_error("sandbox %d: run frame of protocol version %" JSON_INTEGER_FORMAT ", mine is %d",
+				     (int)getpid(), json_integer_value(v), WK_SANDBOX_PROTO);
+			json_decref(m);
+			return EXIT_PROTOCOL;
+		}
+		rc = serve_run(engine, px, req, leads, json_is_true(json_object_get(m, "host")) ? host : NULL);
 		json_decref(m);
+		if (rc != CM_FRAME_OK)
+			return EXIT_EOF; /* the parent stopped listening (it kills us anyway) */
 	}
-	return rc;
 }
 
 int sb_serve(int fd, const struct wk_js_limits *lim)
 {
-	char err[300];
-	struct proxy px = {.fd = fd};
+	struct proxy px = {.fd = fd, .held = json_array()};
 	const struct wk_js_host host = {.call = proxy_call, .ctx = &px};
 	/* One engine for the child's life: MuJS states are reused, one bot each (wk_js.h). A child keeps
 	 * fewer states than the in-process engine: RLIMIT_AS bounds its whole heap. */
@@ -123,48 +223,8 @@ int sb_serve(int fd, const struct wk_js_limits *lim)
 	if (el.states > 4)
 		el.states = 4;
 	struct wk_js_engine *engine = wk_js_engine_new(&el);
-	if (!engine)
-		return EXIT_PROTOCOL;
-
-	if (send_hello(fd) != CM_FRAME_OK) {
-		wk_js_engine_free(engine);
-		return EXIT_EOF;
-	}
-	for (;;) {
-		json_t *m = NULL;
-		int rc = cm_frame_read(fd, WK_SANDBOX_FRAME_MAX, 0, &m, err, sizeof(err));
-		if (rc == CM_FRAME_EOF) {
-			wk_js_engine_free(engine);
-			return EXIT_EOF;
-		}
-		if (rc != CM_FRAME_OK) {
-			cm_log_error("sandbox %d: %s", (int)getpid(), err);
-			wk_js_engine_free(engine);
-			return EXIT_PROTOCOL;
-		}
-		const char *type = json_string_value(json_object_get(m, "type"));
-		json_t *v = json_object_get(m, "v");
-		const json_t *req = json_object_get(m, "req");
-		if (!type || strcmp(type, "run") != 0 || !json_is_object(req)) {
-			cm_log_error("sandbox %d: expected a run frame, got type %s", (int)getpid(),
-				     type ? type : "none");
-			json_decref(m);
-			wk_js_engine_free(engine);
-			return EXIT_PROTOCOL;
-		}
-		if (json_integer_value(v) != WK_SANDBOX_PROTO) {
-			cm_log_error("sandbox %d: run frame of protocol version %" JSON_INTEGER_FORMAT ", mine is %d",
-				     (int)getpid(), json_integer_value(v), WK_SANDBOX_PROTO);
-			json_decref(m);
-			wk_js_engine_free(engine);
-			return EXIT_PROTOCOL;
-		}
-		json_t *reply = wk_js_engine_run(engine, req, json_is_true(json_object_get(m, "host")) ? &host : NULL);
-		rc = send_reply(fd, reply, req);
-		json_decref(m);
-		if (rc != CM_FRAME_OK) {
-			wk_js_engine_free(engine);
-			return EXIT_EOF; /* the parent stopped listening (it kills us anyway) */
-		}
-	}
+	int rc = engine && px.held ? serve_loop(engine, &px, &host) : EXIT_PROTOCOL;
+	wk_js_engine_free(engine);
+	json_decref(px.held);
+	return rc;
 }

@@ -586,3 +586,22 @@ json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits, const st
 	wk_js_engine_free(e);
 	return reply;
 }
+
+json_t *wk_js_lead_request(const json_t *req, const json_t *lead)
+{
+	const json_t *c = json_object_get(req, "context"), *id = json_object_get(lead, "id");
+	json_t *r = json_copy((json_t *)req), *ctx = json_is_object(c) ? json_copy((json_t *)c) : json_object();
+	int rc = r && ctx ? 0 : -1;
+	if (rc == 0)
+		rc = json_object_set_new(ctx, "leadId", id ? json_incref((json_t *)id) : json_null());
+	if (rc == 0)
+		rc = json_object_set(r, "context", ctx);
+	if (rc == 0 && json_is_object(lead))
+		rc = json_object_set(r, "lead", (json_t *)lead);
+	json_decref(ctx);
+	if (rc == -1) {
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}

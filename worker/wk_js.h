@@ -75,6 +75,13 @@ void wk_js_engine_free(struct wk_js_engine *e); /* NULL-safe */
  * of memory outside MuJS. */
 json_t *wk_js_engine_run(struct wk_js_engine *e, const json_t *req, const struct wk_js_host *host);
 
+/*
+ * The request of one lead's run when one request runs for many leads (a broadcast's chunk): req
+ * (borrowed) with "lead" set to lead (borrowed) and context.leadId to its id. A new reference that
+ * shares everything else with req; NULL when out of memory.
+ */
+json_t *wk_js_lead_request(const json_t *req, const json_t *lead);
+
 /* One run on a fresh engine (tests, tools). */
 json_t *wk_js_run(const json_t *req, const struct wk_js_limits *limits, const struct wk_js_host *host);
 

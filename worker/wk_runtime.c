@@ -61,3 +61,23 @@ json_t *wk_runtime_run(struct wk_runtime *rt, const json_t *req, const struct wk
 		snprintf(errstr, errstr_size, "runtime: out of memory");
 	return reply;
 }
+
+int wk_runtime_run_leads(struct wk_runtime *rt, const json_t *req, const json_t *leads, const struct wk_js_host *host,
+			 json_t *replies, char *errstr, size_t errstr_size)
+{
+	if (rt->sb)
+		return wk_sandbox_run_leads(rt->sb, req, leads, host, replies, errstr, errstr_size);
+	size_t i;
+	const json_t *lead;
+	json_array_foreach(leads, i, lead)
+	{
+		json_t *r = wk_js_lead_request(req, lead);
+		json_t *reply = r ? wk_js_engine_run(rt->engine, r, host) : NULL;
+		json_decref(r);
+		if (!reply || json_array_append_new(replies, reply) == -1) {
+			snprintf(errstr, errstr_size, "runtime: out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -495,18 +495,70 @@ static enum end frame_end(int rc)
 	}
 }
 
-/*
- * The conversation of one run. Returns how it ended; *reply gets the child's reply (END_REPLY),
- * why gets the protocol error.
- */
-static enum end converse(struct wk_sandbox *sb, struct child *c, const json_t *req, const struct wk_js_host *host,
-			 json_t **reply, char *why, size_t why_size)
+/* Checks a "replies" frame's replies: a non-empty array of valid replies, no more than want. */
+static int valid_replies(const json_t *rs, size_t want)
 {
-	int64_t deadline = cm_time_mono_us() + (int64_t)sb->o.timeout_ms * 1000;
-	size_t calls = 0;
+	size_t i, n = json_array_size(rs);
+	const json_t *r;
+	if (!json_is_array(rs) || n == 0 || n > want)
+		return 0;
+	json_array_foreach(rs, i, r)
+	{
+		if (!valid_reply(r))
+			return 0;
+	}
+	return 1;
+}
+
+/* Answers one call frame (borrowed). Returns END_REPLY when the child may go on, else how the run ends. */
+static enum end answer_call(struct wk_sandbox *sb, struct child *c, const json_t *m, const struct wk_js_host *host,
+			    size_t *calls, int64_t *deadline, char *why, size_t why_size)
+{
+	const char *type = json_string_value(json_object_get(m, "type"));
+	const char *method = json_string_value(json_object_get(m, "method"));
+	if (!type || strcmp(type, "call") != 0 || !method || !json_is_object(json_object_get(m, "args"))) {
+		snprintf(why, why_size, "an unexpected frame (type %s)", type ? type : "missing");
+		return END_PROTOCOL;
+	}
+	if (++*calls > sb->o.js.calls_max) {
+		snprintf(why, why_size, "more than %zu host calls in one run", sb->o.js.calls_max);
+		return END_PROTOCOL;
+	}
+	int64_t t0 = cm_time_mono_us();
+	json_t *answer = host_answer(host, method, json_object_get(m, "args"));
+	*deadline += cm_time_mono_us() - t0; /* the host's time is not the script's */
+	int rc = cm_frame_write(c->fd, answer, WK_SANDBOX_FRAME_MAX, *deadline, why, why_size);
+	json_decref(answer);
+	if (rc == CM_FRAME_TOO_LARGE) {
+		json_t *e = json_pack("{ssss}", "type", "error", "error",
+				      "the result is too large for the sandbox (over 32 MiB)");
+		rc = cm_frame_write(c->fd, e, WK_SANDBOX_FRAME_MAX, *deadline, why, why_size);
+		json_decref(e);
+	}
+	if (rc != CM_FRAME_OK)
+		return rc == CM_FRAME_TIMEOUT ? END_TIMEOUT : END_DIED;
+	return END_REPLY;
+}
+
+/*
+ * The conversation of one run frame. leads NULL: one run, ended by a "reply" frame; otherwise a run
+ * for each lead (a non-empty array), whose replies come in "replies" frames. Every reply received
+ * is appended to replies (valid ones only). Returns how it ended (END_REPLY: all replies are in);
+ * *called says whether a host call came after the last reply (so the first lead without a reply made
+ * it); why gets the protocol error. The run's time limit counts from the run frame and again from
+ * each "replies" frame.
+ */
+static enum end converse(struct wk_sandbox *sb, struct child *c, const json_t *req, const json_t *leads,
+			 const struct wk_js_host *host, json_t *replies, int *called, char *why, size_t why_size)
+{
+	const int64_t limit = (int64_t)sb->o.timeout_ms * 1000;
+	int64_t deadline = cm_time_mono_us() + limit;
+	size_t calls = 0, want = leads ? json_array_size(leads) : 1;
+	*called = 0;
 	json_t *m = json_pack("{sssisbsO}", "type", "run", "v", WK_SANDBOX_PROTO, "host", host && host->call, "req",
 			      (json_t *)req);
-	if (!m) {
+	if (!m || (leads && json_object_set(m, "leads", (json_t *)leads) == -1)) {
+		json_decref(m);
 		snprintf(why, why_size, "out of memory");
 		return END_TOO_LARGE;
 	}
@@ -521,71 +573,44 @@ static enum end converse(struct wk_sandbox *sb, struct child *c, const json_t *r
 		if (rc != CM_FRAME_OK)
 			return frame_end(rc);
 		const char *type = json_string_value(json_object_get(m, "type"));
-		if (type && strcmp(type, "reply") == 0) {
-			json_t *r = json_object_get(m, "reply");
-			if (!valid_reply(r)) {
+		if (type && strcmp(type, leads ? "replies" : "reply") == 0) {
+			json_t *r = json_object_get(m, leads ? "replies" : "reply");
+			if (leads ? !valid_replies(r, want) : !valid_reply(r)) {
 				snprintf(why, why_size, "a reply without a valid outcome");
 				json_decref(m);
 				return END_PROTOCOL;
 			}
-			*reply = json_incref(r);
+			if (leads)
+				json_array_extend(replies, r);
+			else
+				json_array_append(replies, r);
+			want -= leads ? json_array_size(r) : 1;
 			json_decref(m);
-			return END_REPLY;
+			if (want == 0)
+				return END_REPLY;
+			calls = 0;
+			*called = 0;
+			deadline = cm_time_mono_us() + limit;
+			continue;
 		}
-		const char *method = json_string_value(json_object_get(m, "method"));
-		if (!type || strcmp(type, "call") != 0 || !method || !json_is_object(json_object_get(m, "args"))) {
-			snprintf(why, why_size, "an unexpected frame (type %s)", type ? type : "missing");
-			json_decref(m);
-			return END_PROTOCOL;
-		}
-		if (++calls > sb->o.js.calls_max) {
-			snprintf(why, why_size, "more than %zu host calls in one run", sb->o.js.calls_max);
-			json_decref(m);
-			return END_PROTOCOL;
-		}
-		int64_t t0 = cm_time_mono_us();
-		json_t *answer = host_answer(host, method, json_object_get(m, "args"));
+		*called = 1;
+		enum end end = answer_call(sb, c, m, host, &calls, &deadline, why, why_size);
 		json_decref(m);
-		deadline += cm_time_mono_us() - t0; /* the host's time is not the script's */
-		rc = cm_frame_write(c->fd, answer, WK_SANDBOX_FRAME_MAX, deadline, why, why_size);
-		json_decref(answer);
-		if (rc == CM_FRAME_TOO_LARGE) {
-			json_t *e = json_pack("{ssss}", "type", "error", "error",
-					      "the result is too large for the sandbox (over 32 MiB)");
-			rc = cm_frame_write(c->fd, e, WK_SANDBOX_FRAME_MAX, deadline, why, why_size);
-			json_decref(e);
-		}
-		if (rc != CM_FRAME_OK)
-			return rc == CM_FRAME_TIMEOUT ? END_TIMEOUT : END_DIED;
+		if (end != END_REPLY)
+			return end;
 	}
 }
 
-json_t *wk_sandbox_run(struct wk_sandbox *sb, const json_t *req, const struct wk_js_host *host, char *errstr,
-		       size_t errstr_size)
+/* A run that ended badly (timeout, death, protocol): the child is disposed of and counted, and the
+ * run's failed reply returned. */
+static json_t *ended(struct wk_sandbox *sb, struct child *c, enum end end, const char *name, const char *job,
+		     const char *why)
 {
-	const char *name = json_string_value(json_object_get(req, "name"));
-	const char *job = json_string_value(json_object_get(json_object_get(req, "context"), "jobId"));
-	char why[512] = "", st[64];
-	json_t *reply = NULL;
-	if (!name)
-		name = "code";
-
-	struct child *c = acquire(sb, errstr, errstr_size);
-	if (!c) {
-		top_up(sb);
-		return NULL;
-	}
 	pid_t pid = c->pid;
-	enum end end = converse(sb, c, req, host, &reply, why, sizeof(why));
+	json_t *reply = NULL;
+	char st[64];
 	int status;
 	switch (end) {
-	case END_REPLY:
-		release(sb, c, 1);
-		break;
-	case END_TOO_LARGE:
-		release(sb, c, 0); /* the child never saw it */
-		reply = failed_reply("%s: the run's state is too large for the sandbox (%s)", name, why);
-		break;
 	case END_TIMEOUT:
 		child_kill(c);
 		reply = failed_reply("%s: timed out after %d ms", name, sb->o.timeout_ms);
@@ -607,27 +632,201 @@ json_t *wk_sandbox_run(struct wk_sandbox *sb, const json_t *req, const struct wk
 		cm_log_with(CM_LOG_WARN, "job_id", job, "sandbox: %s: child %d died during the run (%s)", name,
 			    (int)pid, st);
 		break;
-	case END_PROTOCOL:
+	default:
 		child_kill(c);
 		reply = failed_reply("%s: the sandbox broke the protocol (%s)", name, why);
 		cm_log_with(CM_LOG_WARN, "job_id", job, "sandbox: %s: child %d broke the protocol and was killed: %s",
 			    name, (int)pid, why);
 		break;
 	}
-	if (end != END_REPLY && end != END_TOO_LARGE) {
-		pthread_mutex_lock(&sb->mu);
-		if (end == END_TIMEOUT)
-			sb->st.timeouts++;
-		else if (end == END_DIED)
-			sb->st.crashes++;
-		else
-			sb->st.protocol_errors++;
-		pthread_mutex_unlock(&sb->mu);
+	pthread_mutex_lock(&sb->mu);
+	if (end == END_TIMEOUT)
+		sb->st.timeouts++;
+	else if (end == END_DIED)
+		sb->st.crashes++;
+	else
+		sb->st.protocol_errors++;
+	pthread_mutex_unlock(&sb->mu);
+	return reply;
+}
+
+static const char *req_name(const json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "name"));
+	return name ? name : "code";
+}
+
+static const char *req_job(const json_t *req)
+{
+	return json_string_value(json_object_get(json_object_get(req, "context"), "jobId"));
+}
+
+json_t *wk_sandbox_run(struct wk_sandbox *sb, const json_t *req, const struct wk_js_host *host, char *errstr,
+		       size_t errstr_size)
+{
+	char why[512] = "";
+	int called;
+	json_t *replies = json_array(), *reply = NULL;
+	struct child *c = replies ? acquire(sb, errstr, errstr_size) : NULL;
+	if (!c) {
+		json_decref(replies);
+		top_up(sb);
+		return NULL;
 	}
+	enum end end = converse(sb, c, req, NULL, host, replies, &called, why, sizeof(why));
+	if (end == END_REPLY) {
+		release(sb, c, 1);
+		reply = json_incref(json_array_get(replies, 0));
+	} else if (end == END_TOO_LARGE) {
+		release(sb, c, 0); /* the child never saw it */
+		reply = failed_reply("%s: the run's state is too large for the sandbox (%s)", req_name(req), why);
+	} else {
+		reply = ended(sb, c, end, req_name(req), req_job(req), why);
+	}
+	json_decref(replies);
 	top_up(sb);
 	if (!reply)
 		snprintf(errstr, errstr_size, "sandbox: out of memory");
 	return reply;
+}
+
+/* wk_sandbox_run_leads on one child at a time. */
+static int run_leads_serial(struct wk_sandbox *sb, const json_t *req, const json_t *leads,
+			    const struct wk_js_host *host, json_t *replies, char *errstr, size_t errstr_size)
+{
+	size_t n = json_array_size(leads), done = 0;
+	int one_by_one = 0;
+	while (done < n) {
+		if (one_by_one) {
+			json_t *r = wk_js_lead_request(req, json_array_get(leads, done));
+			json_t *reply = r ? wk_sandbox_run(sb, r, host, errstr, errstr_size) : NULL;
+			if (!r)
+				snprintf(errstr, errstr_size, "sandbox: out of memory");
+			json_decref(r);
+			if (!reply || json_array_append_new(replies, reply) == -1)
+				return -1;
+			done++;
+			continue;
+		}
+		char why[512] = "";
+		int called;
+		json_t *rest = json_array();
+		for (size_t i = done; rest && i < n; i++)
+			json_array_append(rest, json_array_get(leads, i));
+		struct child *c = rest ? acquire(sb, errstr, errstr_size) : NULL;
+		if (!c) {
+			json_decref(rest);
+			top_up(sb);
+			return -1;
+		}
+		size_t before = json_array_size(replies);
+		enum end end = converse(sb, c, req, rest, host, replies, &called, why, sizeof(why));
+		json_decref(rest);
+		size_t got = json_array_size(replies) - before;
+		done += got;
+		if (end == END_REPLY) {
+			release(sb, c, (int)got);
+		} else if (end == END_TOO_LARGE) {
+			release(sb, c, 0);
+			one_by_one = 1; /* each lead's run alone, and its own error if it is still too large */
+		} else {
+			pthread_mutex_lock(&sb->mu);
+			sb->st.runs += got;
+			pthread_mutex_unlock(&sb->mu);
+			/* The lead that made a host call has its outcome: its call is not made twice. Otherwise
+			 * the leads without a reply made none and run again one by one, so that the one at fault
+			 * gets the failure (and a crash or a time-out costs only the rest of this call's pace). */
+			json_t *failed = ended(sb, c, end, req_name(req), req_job(req), why);
+			one_by_one = 1;
+			if (!called) {
+				json_decref(failed);
+			} else if (!failed || json_array_append_new(replies, failed) == -1) {
+				snprintf(errstr, errstr_size, "sandbox: out of memory");
+				top_up(sb);
+				return -1;
+			} else {
+				done++;
+			}
+		}
+		top_up(sb);
+	}
+	return 0;
+}
+
+/* A share of the leads, run on a thread of its own. */
+struct part {
+	struct wk_sandbox *sb;
+	const json_t *req;
+	json_t *leads, *replies;
+	const struct wk_js_host *host;
+	pthread_t thread;
+	int started, rc;
+	char err[300];
+};
+
+static void *part_run(void *arg)
+{
+	struct part *p = arg;
+	p->rc = run_leads_serial(p->sb, p->req, p->leads, p->host, p->replies, p->err, sizeof(p->err));
+	return NULL;
+}
+
+/* The caller's host, for several threads: one call at a time (the host is not thread-safe). */
+struct shared_host {
+	pthread_mutex_t mu;
+	const struct wk_js_host *host;
+};
+
+static json_t *shared_call(void *ctx, const char *method, const json_t *args, char *errstr, size_t errstr_size)
+{
+	struct shared_host *h = ctx;
+	pthread_mutex_lock(&h->mu);
+	json_t *r = h->host->call(h->host->ctx, method, args, errstr, errstr_size);
+	pthread_mutex_unlock(&h->mu);
+	return r;
+}
+
+int wk_sandbox_run_leads(struct wk_sandbox *sb, const json_t *req, const json_t *leads, const struct wk_js_host *host,
+			 json_t *replies, char *errstr, size_t errstr_size)
+{
+	size_t n = json_array_size(leads), k = (size_t)sb->o.children;
+	if (k > WK_SANDBOX_PARTS_MAX)
+		k = WK_SANDBOX_PARTS_MAX;
+	if (k > n / WK_SANDBOX_PART_MIN)
+		k = n / WK_SANDBOX_PART_MIN;
+	if (k <= 1)
+		return run_leads_serial(sb, req, leads, host, replies, errstr, errstr_size);
+
+	struct shared_host sh = {.mu = PTHREAD_MUTEX_INITIALIZER, .host = host};
+	const struct wk_js_host locked = {.call = shared_call, .ctx = &sh};
+	struct part parts[WK_SANDBOX_PARTS_MAX] = {0};
+	int rc = 0;
+	for (size_t i = 0; i < k; i++) {
+		struct part *p = &parts[i];
+		*p = (struct part){.sb = sb, .req = req, .host = host && host->call ? &locked : NULL, .rc = -1};
+		p->leads = json_array(), p->replies = json_array();
+		for (size_t j = n * i / k; p->leads && j < n * (i + 1) / k; j++)
+			json_array_append(p->leads, json_array_get(leads, j));
+		/* the first share on this thread, the others each on one of their own (or here, after) */
+		if (i > 0 && p->leads && p->replies && pthread_create(&p->thread, NULL, part_run, p) == 0)
+			p->started = 1;
+	}
+	for (size_t i = 0; i < k; i++) {
+		struct part *p = &parts[i];
+		if (!p->started && p->leads && p->replies)
+			part_run(p);
+		else if (p->started)
+			pthread_join(p->thread, NULL);
+		if (p->rc == -1 && rc == 0) {
+			snprintf(errstr, errstr_size, "%s", p->err[0] ? p->err : "sandbox: out of memory");
+			rc = -1;
+		}
+		if (rc == 0)
+			json_array_extend(replies, p->replies);
+		json_decref(p->leads);
+		json_decref(p->replies);
+	}
+	return rc;
 }
 
 /* ---- the pool ---- */

@@ -26,10 +26,10 @@
  *
  * The protocol, version WK_SANDBOX_PROTO: frames of cm_frame.h (a 4-byte big-endian length, then
  * that many bytes of JSON; at most WK_SANDBOX_FRAME_MAX in either direction) over the socket.
- *   child -> parent, once, when ready:   {"type":"hello","v":1,"pid":1234}
+ *   child -> parent, once, when ready:   {"type":"hello","v":2,"pid":1234}
  *       Another "v" (a binary of another release), no hello within 10 s, or anything else first:
  *       the child is refused (killed) and replaced.
- *   parent -> child, one run:            {"type":"run","v":1,"host":true,"req":{…the wk_js.h request…}}
+ *   parent -> child, one run:            {"type":"run","v":2,"host":true,"req":{…the wk_js.h request…}}
  *       "host" false means the caller has no host: findLeads and api.* say "not available here".
  *   child -> parent, during the run, for each bot.findLeads or api.* call (wk_js.h):
  *                                        {"type":"call","method":"findLeads","args":{…}}
@@ -37,6 +37,14 @@
  *       then the child continues the run. More calls than the run's calls_max is a protocol error.
  *   child -> parent, the end of the run: {"type":"reply","reply":{…the wk_js.h reply…}}
  *       The reply must be an object whose "outcome" is "done", "skipped" or "failed".
+ *   parent -> child, one run per lead (a broadcast's chunk), a non-empty array of leads:
+ *                                        {"type":"run","v":2,"host":true,"req":{…},"leads":[{…lead…}, …]}
+ *       Each lead runs in order as req with "lead" and context.leadId set to it (wk_js_lead_request).
+ *   child -> parent, then, instead of "reply": the replies of the next leads, in order, held at
+ *       most 1 ms after the first of them was ready and always sent before a call frame:
+ *                                        {"type":"replies","replies":[{…reply…}, …]}
+ *       until every lead has one. The run's time limit counts again from each "replies" frame (a lead
+ *       may thus get up to 1 ms less), and its calls_max is per lead.
  *   A frame over the cap or not a JSON object, an unknown "type" or a malformed one is a protocol
  *   error: the child is killed and the run fails. A host result too large for a frame is answered
  *   as an error; a reply too large is replaced by the child with a failed one. The child exits 0
@@ -50,11 +58,13 @@
 #include "cm_compiler.h"
 #include "wk_js.h"
 
-#define WK_SANDBOX_PROTO 1
+#define WK_SANDBOX_PROTO 2
 #define WK_SANDBOX_FRAME_MAX ((size_t)32 << 20)
 #define WK_SANDBOX_BINARY "botjobs-sandbox"
-#define WK_SANDBOX_FD 3	      /* the protocol socket, in the child */
-#define WK_SANDBOX_LIFELINE 4 /* the lifeline pipe's read end, in the child */
+#define WK_SANDBOX_FD 3	       /* the protocol socket, in the child */
+#define WK_SANDBOX_LIFELINE 4  /* the lifeline pipe's read end, in the child */
+#define WK_SANDBOX_PARTS_MAX 4 /* wk_sandbox_run_leads: children that share one call's leads, at most */
+#define WK_SANDBOX_PART_MIN 64 /* and leads per child, at least */
 
 struct wk_sandbox_opts {
 	const char *path;	/* the binary; NULL or "" = botjobs-sandbox next to /proc/self/exe. Borrowed. */
@@ -100,6 +110,19 @@ void wk_sandbox_free(struct wk_sandbox *sb);
  */
 json_t *wk_sandbox_run(struct wk_sandbox *sb, const json_t *req, const struct wk_js_host *host, char *errstr,
 		       size_t errstr_size) CM_MUSTCHECK;
+
+/*
+ * Runs req (borrowed) once for each lead of leads (borrowed, an array; see the "leads" run frame)
+ * and appends the replies to replies, in order: one frame to a child and a few back, instead of a
+ * round trip per lead. With enough leads they are shared among up to `children` children at once
+ * (WK_SANDBOX_PARTS_MAX, WK_SANDBOX_PART_MIN each), one thread each; host calls are then answered one
+ * at a time, so host need not be thread-safe but may be called from those threads. Each run is watched and fails alone as in wk_sandbox_run; after a time-out,
+ * crash or protocol error the leads still without a reply run one by one (a lead that had made a host
+ * call gets the failure, its call is not made again). Returns 0, or -1 (errstr set) when no child
+ * could be had: some replies may have been appended; the caller runs them all again later.
+ */
+int wk_sandbox_run_leads(struct wk_sandbox *sb, const json_t *req, const json_t *leads, const struct wk_js_host *host,
+			 json_t *replies, char *errstr, size_t errstr_size) CM_MUSTCHECK;
 
 void wk_sandbox_stats(struct wk_sandbox *sb, struct wk_sandbox_stats *out);
 

@@ -9,16 +9,18 @@
  * shut for writing. No process is started.
  *
  * Input: one child message per line, each framed here as cm_frame.h does (fuzz_frame fuzzes the
- * framing itself): the first is the greeting, the rest the run's conversation.
+ * framing itself): the first is the greeting, the rest the run's conversation. Each input is one
+ * conversation of a single run and one of a run for 3 leads (replies in "replies" frames).
  *   {"type":"hello","v":1,"pid":1}
  *   {"type":"call","method":"findLeads","args":{"where":[["attr.x",">",1]],"limit":5}}
  *   {"type":"reply","reply":{"outcome":"done","result":1}}
+ *   {"type":"replies","replies":[{"outcome":"done"},{"outcome":"skipped"}]}
  * The host answers the calls as the worker's does up to the point where it would reach out:
  * findLeads builds its SQL (wk_host_find_build) and api.* checks its URL (wk_host_url_check), then
  * a fixed result comes back.
  * Checks beyond "no crash, no leak, no undefined behaviour":
- *   - a run ends with a valid reply only when the child sent one, never after more calls than
- *     calls_max; any other end is a failure with a reason;
+ *   - a run ends with a valid reply only when the child sent one (all of them, for the leads), never
+ *     after more calls than calls_max; any other end is a failure with a reason and fewer replies;
  *   - findLeads SQL: placeholders only up to its parameter count, no statement separator, comment
  *     or unbalanced quote (the script's strings go into parameters, never into the text).
  * Seeds: tests/fuzz/corpus/sandbox/ (the conversations of tests/unit/test_sandbox.c and test_host.c).
@@ -109,6 +111,52 @@ static unsigned char *frame_lines(const uint8_t *data, size_t size, size_t *len)
 	return out;
 }
 
+/*
+ * One conversation over the framed input: a single run (leads NULL) or a run for 3 leads. It ends
+ * with every reply only when the child sent them all, valid; otherwise with a reason.
+ */
+static void converse_over(const unsigned char *stream, size_t len, const json_t *leads)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+		abort();
+	if (len && write(sv[1], stream, len) != (ssize_t)len)
+		abort();
+	shutdown(sv[1], SHUT_WR); /* open for reading: what the pool writes stays in the buffer */
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+
+	struct wk_sandbox sb = {.o = {.children = 1, .max_runs = 1, .timeout_ms = 10000}};
+	sb.o.js.calls_max = CALLS_MAX;
+	/* No such process: reap_dying's waitpid fails at once and nothing is ever killed. */
+	struct child c = {.pid = INT_MAX, .fd = sv[0], .lifeline = -1, .spawned_us = cm_time_mono_us()};
+	char why[512] = "";
+	calls = 0;
+	if (child_greet(&c, why, sizeof(why)) == 0) {
+		const struct wk_js_host host = {.call = host_call};
+		json_t *req = json_pack("{ss ss}", "name", "trigger t", "code", "return 1;"), *replies = json_array();
+		size_t want = leads ? json_array_size(leads) : 1, i;
+		int called;
+		enum end e = converse(&sb, &c, req, leads, &host, replies, &called, why, sizeof(why));
+		json_t *r;
+		json_array_foreach(replies, i, r)
+		{
+			if (!valid_reply(r))
+				abort();
+		}
+		if (e == END_REPLY ? json_array_size(replies) != want : (json_array_size(replies) >= want || !why[0])) {
+			fprintf(stderr, "end %d, %zu of %zu replies, reason '%s'\n", (int)e, json_array_size(replies),
+				want, why);
+			abort();
+		}
+		json_decref(replies);
+		json_decref(req);
+	} else if (!why[0]) {
+		abort();
+	}
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t len;
@@ -123,36 +171,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!(policy = wk_host_new(NULL, &wk_host_default_opts, err, sizeof(err))))
 			abort();
 	}
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
-		abort();
-	if (len && write(sv[1], stream, len) != (ssize_t)len)
-		abort();
+	json_t *leads = json_pack("[{si}{si}{si}]", "id", 1, "id", 2, "id", 3);
+	converse_over(stream, len, NULL);
+	converse_over(stream, len, leads);
+	json_decref(leads);
 	free(stream);
-	shutdown(sv[1], SHUT_WR); /* open for reading: what the pool writes stays in the buffer */
-	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-
-	struct wk_sandbox sb = {.o = {.children = 1, .max_runs = 1, .timeout_ms = 10000}};
-	sb.o.js.calls_max = CALLS_MAX;
-	/* No such process: reap_dying's waitpid fails at once and nothing is ever killed. */
-	struct child c = {.pid = INT_MAX, .fd = sv[0], .lifeline = -1, .spawned_us = cm_time_mono_us()};
-	char why[512] = "";
-	calls = 0;
-	if (child_greet(&c, why, sizeof(why)) == 0) {
-		const struct wk_js_host host = {.call = host_call};
-		json_t *req = json_pack("{ss ss}", "name", "trigger t", "code", "return 1;");
-		json_t *reply = NULL;
-		enum end e = converse(&sb, &c, req, &host, &reply, why, sizeof(why));
-		if (e == END_REPLY ? !valid_reply(reply) : (reply != NULL || !why[0])) {
-			fprintf(stderr, "end %d, reason '%s'\n", (int)e, why);
-			abort();
-		}
-		json_decref(reply);
-		json_decref(req);
-	} else if (!why[0]) {
-		abort();
-	}
-	close(sv[0]);
-	close(sv[1]);
 	return 0;
 }

@@ -93,8 +93,8 @@ def run_at_seeds():
 
 
 PROTOCOL = [
-    b'{"type":"hello","v":1,"pid":1234}',
-    b'{"type":"run","v":1,"host":true,"req":{"context":{"botId":1,"leadId":2,"ticketId":null,"jobId":"' +
+    b'{"type":"hello","v":2,"pid":1234}',
+    b'{"type":"run","v":2,"host":true,"req":{"context":{"botId":1,"leadId":2,"ticketId":null,"jobId":"' +
     UUID.encode() + b'"},"lead":{"id":2,"name":"Ann","channel":"telegram","attributes":{"a":1},"tags":["x"]},'
     b'"bot":{"id":1,"name":"demo","attributes":{}},"params":{"text":"hi"},"code":"return 1;","name":"trigger t"}}',
     b'{"type":"call","method":"findLeads","args":{"where":[["attr.score",">=",10]],"limit":5}}',
@@ -123,6 +123,13 @@ def sandbox_seeds():
     done = b'{"type":"reply","reply":{"outcome":"done","result":1}}'
     seeds = [hello + b"\n" + done, hello, b'{"type":"hello","v":99,"pid":1}\n' + done,
              b'{"type":"reply","reply":{"outcome":"done"}}']
+    # A run for many leads: replies in "replies" frames, a call between them, too many, a bad one.
+    two = b'{"type":"replies","replies":[{"outcome":"done","result":1},{"outcome":"skipped"}]}'
+    one = b'{"type":"replies","replies":[{"outcome":"failed","error":"trigger t, line 1: Error: x"}]}'
+    seeds += [hello + b"\n" + two + b"\n" + one,
+              hello + b"\n" + one + b'\n{"type":"call","method":"findLeads","args":{"limit":1}}\n' + two,
+              hello + b"\n" + two + b"\n" + two, hello + b'\n{"type":"replies","replies":[]}',
+              hello + b'\n{"type":"replies","replies":[{"outcome":"done"},{"outcome":"won"}]}']
     # test_sandbox.c: what a broken child sends after its hello.
     for bad in (b"this is not json", b"[1,2]", b'{"type":"bogus"}', b'{"type":"reply","reply":{"effects":{}}}',
                 b'{"type":"reply","reply":{"outcome":"won"}}', b'{"type":"call","args":{}}',

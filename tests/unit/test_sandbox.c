@@ -21,6 +21,7 @@
 
 #include "cm_frame.h"
 #include "cm_time.h"
+#include "wk_runtime.h"
 #include "wk_sandbox.h"
 
 #ifndef BOTJOBS_SANDBOX_BIN /* the Makefile passes the binary of the same build */
@@ -149,11 +150,13 @@ struct fake_host {
 	json_t *answer; /* NULL = refuse */
 	int sleep_ms;
 	pid_t pid; /* the process that answered */
+	int calls;
 };
 
 static json_t *fake_call(void *ctx, const char *method, const json_t *args, char *err, size_t n)
 {
 	struct fake_host *h = ctx;
+	h->calls++;
 	snprintf(h->method, sizeof(h->method), "%s", method);
 	json_decref(h->args);
 	h->args = json_deep_copy(args);
@@ -480,7 +483,7 @@ static char *fake_child(char *dir, const char *hello, const void *then, size_t t
 	return path;
 }
 
-static const char HELLO[] = "{\"type\":\"hello\",\"v\":1,\"pid\":1}";
+static const char HELLO[] = "{\"type\":\"hello\",\"v\":2,\"pid\":1}";
 
 Test(sandbox, protocol_errors_kill_the_child_and_fail_the_run)
 {
@@ -538,7 +541,7 @@ Test(sandbox, children_that_do_not_greet_properly_are_refused)
 		int exit_after_ms;
 	} cases[] = {
 		{"another protocol version", "{\"type\":\"hello\",\"v\":99,\"pid\":1}",
-		 "the child speaks protocol version 99, this worker 1", 0},
+		 "the child speaks protocol version 99, this worker 2", 0},
 		{"no hello", "{\"type\":\"reply\",\"reply\":{\"outcome\":\"done\"}}", "did not greet with a hello", 0},
 		{"exits at once", NULL, "the child exited before its greeting (status 0", 1},
 	};
@@ -732,6 +735,124 @@ Test(sandbox, a_pool_child_is_locked_down)
 	wk_sandbox_free(sb);
 }
 
+/* ---- one request for many leads (a broadcast's chunk) ---- */
+
+/* n leads {id: i, attributes: {n: i}}, i = 1..n */
+static json_t *leads_1_to(int n)
+{
+	json_t *a = json_array();
+	for (int i = 1; i <= n; i++)
+		json_array_append_new(
+			a, json_pack("{si ss s{si} s[]}", "id", i, "name", "L", "attributes", "n", i, "tags"));
+	return a;
+}
+
+static json_t *run_leads(struct wk_sandbox *sb, const char *code, const json_t *leads, const struct wk_js_host *host)
+{
+	char err[512];
+	json_t *req = request(code), *replies = json_array();
+	json_object_del(req, "lead");
+	int rc = wk_sandbox_run_leads(sb, req, leads, host, replies, err, sizeof(err));
+	json_decref(req);
+	cr_assert_eq(rc, 0, "wk_sandbox_run_leads: %s", err);
+	cr_assert_eq(json_array_size(replies), json_array_size(leads), "one reply per lead");
+	return replies;
+}
+
+/* 200 leads: shared between the pool's 2 children, each on a thread of its own, host calls included. */
+Test(sandbox, one_frame_runs_a_request_for_many_leads_as_in_process)
+{
+	static const char code[] = "var n = lead.getAttr('n');\nif (n == 3) throw new Error('three');\n"
+				   "lead.setAttr('twice', n * 2); bot.sendText('hi ' + n);\n"
+				   "return [n, leadId, bot.findLeads(['id'], [], 'id', 1, 0)[0].id];";
+	enum { N = 200 };
+	struct wk_sandbox *sb = pool(2, 1000, 5000);
+	struct fake_host h = {.answer = json_pack("[{si}]", "id", 9)};
+	struct wk_js_host host = {fake_call, &h};
+	json_t *leads = leads_1_to(N);
+
+	char err[512];
+	struct wk_runtime_opts ro = {.js = wk_js_default_limits};
+	struct wk_runtime *rt = wk_runtime_new(&ro, err, sizeof(err));
+	cr_assert(rt, "%s", err);
+	json_t *req = request(code), *want = json_array(), *got = json_array();
+	json_object_del(req, "lead");
+	json_object_set_new(req, "code_condition", json_string("return lead.getAttr('n') != 5;"));
+	cr_assert_eq(wk_runtime_run_leads(rt, req, leads, &host, want, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(json_array_size(want), N);
+	h.calls = 0;
+	cr_assert_eq(wk_sandbox_run_leads(sb, req, leads, &host, got, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(json_array_size(got), N);
+	cr_expect_eq(stats(sb).runs, N);
+	cr_expect_eq(h.calls, N - 2, "one host call per lead that got that far");
+	for (size_t i = 0; i < N; i++) {
+		/* and the same as a run of its own */
+		json_t *one = wk_js_lead_request(req, json_array_get(leads, i));
+		json_t *alone = wk_js_run(one, NULL, &host);
+		char *g = json_dumps(json_array_get(got, i), JSON_COMPACT | JSON_SORT_KEYS);
+		char *w = json_dumps(json_array_get(want, i), JSON_COMPACT | JSON_SORT_KEYS);
+		char *a = json_dumps(alone, JSON_COMPACT | JSON_SORT_KEYS);
+		cr_expect_str_eq(g, w, "lead %zu: sandbox vs in-process", i + 1);
+		cr_expect_str_eq(g, a, "lead %zu: many vs alone", i + 1);
+		free(g), free(w), free(a);
+		json_decref(one), json_decref(alone);
+	}
+	cr_expect_str_eq(outcome(json_array_get(got, 2)), "failed");
+	cr_expect_str_eq(error(json_array_get(got, 2)), "trigger t, line 2: Error: three");
+	cr_expect_str_eq(outcome(json_array_get(got, 4)), "skipped");
+	char *r = json_dumps(json_object_get(json_array_get(got, N - 1), "result"), JSON_COMPACT);
+	cr_expect_str_eq(r, "[\"200\",200,9]", "an attribute is a string, leadId the lead's");
+	free(r);
+	json_decref(got), json_decref(want), json_decref(req), json_decref(leads);
+	json_decref(h.answer), json_decref(h.args);
+	wk_runtime_free(rt);
+	wk_sandbox_free(sb);
+}
+
+Test(sandbox, a_runaway_lead_fails_alone_and_the_other_leads_still_run)
+{
+	struct wk_sandbox *sb = pool(1, 1000, 300);
+	json_t *leads = leads_1_to(5);
+	json_t *got =
+		run_leads(sb, "var n = lead.getIntAttr('n');\nif (n == 3) while (true) {}\nreturn n;", leads, NULL);
+	for (int i = 0; i < 5; i++) {
+		const json_t *r = json_array_get(got, (size_t)i);
+		if (i == 2) {
+			cr_expect_str_eq(outcome(r), "failed");
+			cr_expect_str_eq(error(r), "trigger t: timed out after 300 ms");
+		} else {
+			cr_expect_str_eq(outcome(r), "done", "lead %d: %s", i + 1, error(r));
+			cr_expect_eq(json_number_value(json_object_get(r, "result")), i + 1);
+		}
+	}
+	/* the many-lead run's time-out, then lead 3's own when the leads without a reply ran one by one */
+	cr_expect_eq(stats(sb).timeouts, 2);
+	json_decref(got), json_decref(leads);
+	wk_sandbox_free(sb);
+}
+
+Test(sandbox, a_lead_that_made_a_host_call_is_not_run_again)
+{
+	struct wk_sandbox *sb = pool(1, 1000, 300);
+	struct fake_host h = {.answer = json_pack("[{si}]", "id", 9)};
+	struct wk_js_host host = {fake_call, &h};
+	json_t *leads = leads_1_to(4);
+	json_t *got = run_leads(sb,
+				"var n = lead.getIntAttr('n');\nif (n == 2) { bot.findLeads(['id'], [], 'id', 1, 0);"
+				" while (true) {} }\nreturn bot.findLeads(['id'], [], 'id', 1, 0)[0].id + n;",
+				leads, &host);
+	cr_expect_str_eq(outcome(json_array_get(got, 1)), "failed");
+	cr_expect_str_eq(error(json_array_get(got, 1)), "trigger t: timed out after 300 ms");
+	for (int i = 0; i < 4; i++)
+		if (i != 1)
+			cr_expect_eq(json_number_value(json_object_get(json_array_get(got, (size_t)i), "result")),
+				     9 + i + 1, "lead %d: %s", i + 1, error(json_array_get(got, (size_t)i)));
+	cr_expect_eq(h.calls, 4, "lead 2's call once, one for each other lead");
+	cr_expect_eq(stats(sb).timeouts, 1);
+	json_decref(got), json_decref(leads), json_decref(h.answer), json_decref(h.args);
+	wk_sandbox_free(sb);
+}
+
 Test(sandbox, a_child_refuses_a_run_of_another_protocol_version)
 {
 	struct hand h = start_by_hand("--log-level=error");
@@ -740,7 +861,7 @@ Test(sandbox, a_child_refuses_a_run_of_another_protocol_version)
 	cr_assert_eq(cm_frame_read(h.sock, 4096, cm_time_mono_us() + 10000000, &m, err, sizeof(err)), CM_FRAME_OK);
 	json_decref(m);
 	json_t *req = request("return 1;");
-	m = json_pack("{sssisbsO}", "type", "run", "v", 2, "host", 0, "req", req);
+	m = json_pack("{sssisbsO}", "type", "run", "v", WK_SANDBOX_PROTO + 1, "host", 0, "req", req);
 	cr_assert_eq(cm_frame_write(h.sock, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err)), CM_FRAME_OK);
 	json_decref(m), json_decref(req);
 	int status;
