@@ -63,7 +63,7 @@ static const struct cm_opt opts[] = {
 	{"lease-sec", "BOTJOBS_LEASE_SEC", "30", "lease on claimed jobs; a dead worker's jobs run again after it", CM_OPT_INT, S(lease_sec), 2, 86400, 0},
 	{"max-attempts", "BOTJOBS_MAX_ATTEMPTS", "5", "infrastructure retries of a run before the job fails", CM_OPT_INT, S(max_attempts), 1, 1000, 0},
 	{"retry-base-ms", "BOTJOBS_RETRY_BASE_MS", "1000", "first retry delay (doubles per attempt, with jitter)", CM_OPT_INT, S(retry_base_ms), 1, 3600000, 0},
-	{"broadcast-chunk", "BOTJOBS_BROADCAST_CHUNK", "500", "leads per broadcast chunk (one transaction, one checkpoint)", CM_OPT_INT, S(bcast_chunk), 1, 100000, 0},
+	{"broadcast-chunk", "BOTJOBS_BROADCAST_CHUNK", "2000", "leads per broadcast chunk (one transaction, one checkpoint)", CM_OPT_INT, S(bcast_chunk), 1, 100000, 0},
 	{"retention-days", "BOTJOBS_RETENTION_DAYS", "7", "finished jobs and run history are deleted after this many days (0 = keep)", CM_OPT_INT, S(retention_days), 0, 36500, 0},
 	{"housekeeping-sec", "BOTJOBS_HOUSEKEEPING_SEC", "600", "how often one worker looks for finished jobs to delete", CM_OPT_INT, S(housekeeping_sec), 1, 86400, 0},
 	{"outbox-batch", "BOTJOBS_OUTBOX_BATCH", "1000", "outbox rows relayed per transaction", CM_OPT_INT, S(outbox_batch), 1, 100000, 0},

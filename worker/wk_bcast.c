@@ -4,7 +4,8 @@
  *
  * One claim = one chunk: the next leads after the job's cursor (in id order) each get a run (the
  * job's condition, the broadcast's per-lead condition, the job's tags, then the broadcast's code or
- * script); the matched leads' effects, the new cursor and the progress counters commit in one
+ * script), all of them in one exchange with the runtime (wk_runtime_run_leads: the leads read as one
+ * JSON array, shared among the sandbox children); the matched leads' effects, the new cursor and the progress counters commit in one
  * transaction, gated by the lease like every completion. The job then goes back to 'scheduled' with
  * its due time unchanged, so the next claim continues it while other due jobs keep their turn. A
  * crash loses at most the chunk in hand, which runs again from the last committed cursor: no lead
@@ -72,9 +73,11 @@ static const char CHUNK_SQL[] =
 /* clang-format on */
 #pragma GCC diagnostic pop
 
-static const char LEADS_SQL[] = "SELECT row_to_json(l)::text FROM (SELECT id, name, channel, attributes, tags,"
-				" status_id, muted, created_at FROM leads WHERE bot_id = $1 AND NOT muted"
-				" AND id > $2 ORDER BY id LIMIT $3::integer) l";
+/* The chunk's leads as one JSON array, with what a script can see of a lead (wk_js.h) and no more:
+ * parsing it is a good part of a chunk's cost. */
+static const char LEADS_SQL[] = "SELECT coalesce(json_agg(l ORDER BY l.id), '[]')::text FROM (SELECT id, name,"
+				" channel, attributes, tags, status_id FROM leads WHERE bot_id = $1"
+				" AND NOT muted AND id > $2 ORDER BY id LIMIT $3::integer) l";
 
 /* A lead's effects as a row of CHUNK_SQL's r, or NULL when there are none. */
 static json_t *lead_row(const struct wk_claimed *c, int64_t lead_id, const json_t *effects, const json_t *lead,
@@ -143,6 +146,7 @@ int wk_bcast_chunk(const struct wk_run_ctx *ctx, struct wk_claimed *c, char *err
 {
 	struct wk_result snap = {.claimed = c};
 	json_t *rows = json_array(), *envs = json_array(), *bot_set = json_object(), *bot_del = json_object();
+	json_t *leads = NULL, *req = NULL, *replies = json_array();
 	PGresult *res = NULL;
 	int rc = -1, done = 0, matched = 0, failed = 0, nleads = 0, total = 0;
 	int64_t cursor = c->bcast_cursor;
@@ -180,31 +184,29 @@ int wk_bcast_chunk(const struct wk_run_ctx *ctx, struct wk_claimed *c, char *err
 	res = cm_pg_query(ctx->conn, LEADS_SQL, 3, p, errstr, errstr_size);
 	if (!res)
 		goto out;
-	nleads = PQntuples(res);
-	/* Host calls (findLeads, api.*) see this broadcast's bot only. */
+	leads = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	PQclear(res);
+	res = NULL;
+	nleads = (int)json_array_size(leads);
+	/* One exchange with the runtime for the whole chunk; host calls (findLeads, api.*) see this
+	 * broadcast's bot only. */
 	struct wk_host_run hr;
 	const struct wk_js_host *host = wk_host_bind(ctx->host, c->job.bot_id, c->job.job_id, &hr);
+	req = wk_run_request(&c->job, bot, NULL, NULL, target);
+	char err[512];
+	if (!json_is_array(leads) || wk_runtime_run_leads(ctx->rt, req, leads, host, replies, err, sizeof(err)) == -1 ||
+	    hr.db_failed) {
+		/* The runtime itself failed, or findLeads met a database failure (not the scripts' fault):
+		 * commit nothing of this chunk; it runs again after the lease. */
+		snprintf(errstr, errstr_size, "%s: %s", label,
+			 !json_is_array(leads) ? "the leads could not be read"
+			 : hr.db_failed	       ? "findLeads: the database failed"
+					       : err);
+		goto out;
+	}
 	for (int i = 0; i < nleads; i++) {
-		json_t *lead = json_loads(PQgetvalue(res, i, 0), 0, NULL);
-		if (!lead)
-			continue;
+		const json_t *lead = json_array_get(leads, i), *reply = json_array_get(replies, (size_t)i);
 		int64_t lead_id = json_integer_value(json_object_get(lead, "id"));
-		json_t *req = wk_run_request(&c->job, bot, lead, NULL, target);
-		char err[512];
-		json_t *reply = wk_runtime_run(ctx->rt, req, host, err, sizeof(err));
-		json_decref(req);
-		if (reply && hr.db_failed) {
-			/* findLeads met a database failure: not the script's fault; the chunk runs again. */
-			snprintf(err, sizeof(err), "findLeads: the database failed");
-			json_decref(reply);
-			reply = NULL;
-		}
-		if (!reply) {
-			/* The runtime itself failed: commit nothing of this chunk; it runs again after the lease. */
-			snprintf(errstr, errstr_size, "%s, lead %" PRId64 ": %s", label, lead_id, err);
-			json_decref(lead);
-			goto out;
-		}
 		const char *outcome = json_string_value(json_object_get(reply, "outcome"));
 		done++;
 		cursor = lead_id;
@@ -218,11 +220,7 @@ int wk_bcast_chunk(const struct wk_run_ctx *ctx, struct wk_claimed *c, char *err
 			snprintf(last_error, sizeof(last_error), "lead %" PRId64 ": %s", lead_id,
 				 json_string_value(json_object_get(reply, "error")));
 		}
-		json_decref(reply);
-		json_decref(lead);
 	}
-	PQclear(res);
-	res = NULL;
 	if (json_object_size(bot_set) || json_object_size(bot_del)) {
 		json_t *b = json_pack("{sn ss}", "lead_id", "outcome", "done");
 		if (json_object_size(bot_set))
@@ -294,5 +292,8 @@ out:
 	json_decref(envs);
 	json_decref(bot_set);
 	json_decref(bot_del);
+	json_decref(leads);
+	json_decref(req);
+	json_decref(replies);
 	return rc;
 }
