@@ -8,20 +8,23 @@
 #define WK_SQL_H
 
 /* Lead attributes (set/delete), tags (remove, then append new ones in order), status by name. */
-#define WK_SQL_LEAD_EFFECTS(src)                                                                                      \
-	"  UPDATE leads l SET"                                                                                        \
-	"    attributes = (l.attributes - ARRAY(SELECT jsonb_array_elements_text(coalesce(" src ".lead_del, '[]'))))" \
-	"                 || coalesce(" src ".lead_set, '{}'),"                                                       \
-	"    tags = ARRAY(SELECT t FROM unnest(l.tags) WITH ORDINALITY AS x(t, o)"                                    \
-	"                 WHERE t <> ALL(ARRAY(SELECT jsonb_array_elements_text(coalesce(" src ".tags_del, '[]'))))"  \
-	"                 ORDER BY o)"                                                                                \
-	"        || ARRAY(SELECT t FROM jsonb_array_elements_text(coalesce(" src ".tags_add, '[]'))"                  \
-	"                 WITH ORDINALITY AS y(t, o) WHERE t <> ALL(l.tags) ORDER BY o),"                             \
-	"    status_id = coalesce((SELECT s.id FROM lead_statuses s WHERE s.bot_id = l.bot_id"                        \
-	"                          AND s.name = " src ".status_name), l.status_id),"                                  \
-	"    updated_at = now()"                                                                                      \
-	"  FROM " src "  WHERE " src ".outcome = 'done' AND l.bot_id = " src ".bot_id AND l.id = " src ".lead_id"     \
-	"    AND (" src ".lead_set IS NOT NULL OR " src ".lead_del IS NOT NULL OR " src ".tags_add IS NOT NULL"       \
+#define WK_SQL_LEAD_EFFECTS(src)                                                                                     \
+	"  UPDATE leads l SET"                                                                                       \
+	"    attributes = CASE WHEN " src ".lead_del IS NULL THEN l.attributes"                                      \
+	"                 ELSE l.attributes - ARRAY(SELECT jsonb_array_elements_text(" src ".lead_del)) END"         \
+	"                 || coalesce(" src ".lead_set, '{}'),"                                                      \
+	"    tags = CASE WHEN " src ".tags_del IS NULL AND " src ".tags_add IS NULL THEN l.tags"                     \
+	"      ELSE ARRAY(SELECT t FROM unnest(l.tags) WITH ORDINALITY AS x(t, o)"                                   \
+	"                 WHERE t <> ALL(ARRAY(SELECT jsonb_array_elements_text(coalesce(" src ".tags_del, '[]'))))" \
+	"                 ORDER BY o)"                                                                               \
+	"        || ARRAY(SELECT t FROM jsonb_array_elements_text(coalesce(" src ".tags_add, '[]'))"                 \
+	"                 WITH ORDINALITY AS y(t, o) WHERE t <> ALL(l.tags) ORDER BY o) END,"                        \
+	"    status_id = CASE WHEN " src ".status_name IS NULL THEN l.status_id"                                     \
+	"      ELSE coalesce((SELECT s.id FROM lead_statuses s WHERE s.bot_id = l.bot_id"                            \
+	"                     AND s.name = " src ".status_name), l.status_id) END,"                                  \
+	"    updated_at = now()"                                                                                     \
+	"  FROM " src "  WHERE " src ".outcome = 'done' AND l.bot_id = " src ".bot_id AND l.id = " src ".lead_id"    \
+	"    AND (" src ".lead_set IS NOT NULL OR " src ".lead_del IS NOT NULL OR " src ".tags_add IS NOT NULL"      \
 	"         OR " src ".tags_del IS NOT NULL OR " src ".status_name IS NOT NULL)"
 
 /* Bot attributes: set (one row per key and bot in src, or the statement fails), then delete. */
