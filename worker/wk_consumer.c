@@ -424,8 +424,15 @@ rd_kafka_conf_t *wk_consumer_conf(const struct wk_consumer_opts *opts, char *err
 	/* Offsets are stored by hand after the database commit, and committed in the background.
 	 * A dead worker's partitions are not consumed until its session times out: librdkafka's 45 s
 	 * default held new jobs back for 45-90 s after a kill -9 (tests/chaos, worker-kill9); 10 s is
-	 * well above the heartbeat (3 s), which librdkafka sends from its own thread. */
+	 * well above the heartbeat (3 s), which librdkafka sends from its own thread.
+	 * The prefetch is bounded (librdkafka keeps up to 100,000 messages or 64 MiB per queue, fetches of
+	 * up to 50 MiB): with 100,000 envelopes waiting it held ~60 MiB of the worker's 73-75 MiB (bench w4k,
+	 * massif). 20,000 messages, 16 MiB and 3 MiB fetches keep the peak at 56 MiB and the rate the same
+	 * (docs/benchmarks.md); a batch stores at most 1,000. -X overrides them. */
 	if (cm_kafka_conf_set(conf, "group.id", opts->group_id, errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "queued.min.messages", "20000", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384", errstr, errstr_size) == -1 ||
+	    cm_kafka_conf_set(conf, "fetch.max.bytes", "3145728", errstr, errstr_size) == -1 ||
 	    cm_kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) == -1 ||
 	    cm_kafka_conf_set(conf, "enable.auto.commit", "true", errstr, errstr_size) == -1 ||
 	    cm_kafka_conf_set(conf, "auto.commit.interval.ms", "1000", errstr, errstr_size) == -1 ||
