@@ -106,15 +106,20 @@ def tree_cpu(root):
     return total
 
 
-def peak_rss_mib(pid):
+def peak_rss_mib(pid, name=None):
+    """VmHWM of a process; with `name`, only while its command name is that (read in the same snapshot of
+    /proc/pid/status): a sandbox child between its spawn and its exec still shares the worker's memory
+    (posix_spawn's vfork) and reports the worker's peak, which is not the child's."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+            status = f.read()
     except OSError:
-        pass
-    return None
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if name is not None and fields.get("Name", "").strip() != name:
+        return None
+    hwm = fields.get("VmHWM")
+    return int(hwm.split()[0]) / 1024 if hwm else None
 
 
 def children(pid):
@@ -131,7 +136,7 @@ def children(pid):
 
 class RssSampler:
     """Peak RSS (VmHWM) of the processes watched (by role: producer, worker) and of each of their children
-    (role sandbox: the workers' children are their sandbox processes), read every `every` seconds while a
+    (role sandbox: the workers' children once they are the sandbox binary), read every `every` seconds while a
     workload runs: a child that is replaced during the run counts with the peak of its last reading."""
 
     def __init__(self, every=1.0):
@@ -153,7 +158,7 @@ class RssSampler:
             roots = dict(self.roots)
         for pid, role in roots.items():
             for p, r in [(pid, role)] + [(c, "sandbox") for c in children(pid)]:
-                mib = peak_rss_mib(p)
+                mib = peak_rss_mib(p, "botjobs-sandbox" if r == "sandbox" else None)
                 if mib is not None:
                     with self.lock:
                         self.peak[p] = (r, max(mib, self.peak.get(p, (r, 0))[1]))
