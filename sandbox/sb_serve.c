@@ -51,6 +51,7 @@ struct proxy {
 	json_t *held;	  /* replies of a many-lead run not sent yet (an array) */
 	int64_t held_us;  /* when the first of them was ready */
 	const char *name; /* the running request's name, for errors */
+	int called;	  /* the running request made a host call */
 };
 
 /*
@@ -104,6 +105,7 @@ static json_t *proxy_call(void *ctx, const char *method, const json_t *args, cha
 	char err[300];
 	if (flush_held(p) != CM_FRAME_OK)
 		_exit(EXIT_EOF); /* the replies before the call reach the parent first */
+	p->called = 1;
 	json_t *m =
 		json_pack("{sssssO}", "type", "call", "method", method, "args", args ? (json_t *)args : json_null());
 	int rc = m ? cm_frame_write(p->fd, m, WK_SANDBOX_FRAME_MAX, 0, err, sizeof(err)) : CM_FRAME_TOO_LARGE;
@@ -163,6 +165,7 @@ static int serve_run(struct wk_js_engine *engine, struct proxy *px, const json_t
 		    flush_held(px) != CM_FRAME_OK)
 			return CM_FRAME_ERROR;
 		json_t *r = wk_js_lead_request(req, lead);
+		px->called = 0;
 		json_t *reply = r ? wk_js_engine_run(engine, r, host) : NULL;
 		json_decref(r);
 		if (!reply)
@@ -170,6 +173,10 @@ static int serve_run(struct wk_js_engine *engine, struct proxy *px, const json_t
 		if (!json_array_size(px->held))
 			px->held_us = cm_time_mono_us();
 		if (json_array_append_new(px->held, reply) == -1)
+			return CM_FRAME_ERROR;
+		/* After a call the parent waits for this run's reply before any other: it knows whose run
+		 * a time-out or a crash then ends. */
+		if (px->called && flush_held(px) != CM_FRAME_OK)
 			return CM_FRAME_ERROR;
 	}
 	return flush_held(px);

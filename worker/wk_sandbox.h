@@ -41,7 +41,8 @@
  *                                        {"type":"run","v":2,"host":true,"req":{…},"leads":[{…lead…}, …]}
  *       Each lead runs in order as req with "lead" and context.leadId set to it (wk_js_lead_request).
  *   child -> parent, then, instead of "reply": the replies of the next leads, in order, held at
- *       most 1 ms after the first of them was ready and always sent before a call frame:
+ *       most 1 ms after the first of them was ready, always sent before a call frame and right after
+ *       the reply of a run that made a call (so after a call the next reply is the caller's):
  *                                        {"type":"replies","replies":[{…reply…}, …]}
  *       until every lead has one. The run's time limit counts again from each "replies" frame (a lead
  *       may thus get up to 1 ms less), and its calls_max is per lead.

@@ -853,6 +853,26 @@ Test(sandbox, a_lead_that_made_a_host_call_is_not_run_again)
 	wk_sandbox_free(sb);
 }
 
+/* Lead 1 calls the host and ends at once, lead 2 loops: the time-out is lead 2's, lead 1 keeps its reply. */
+Test(sandbox, a_time_out_after_a_host_call_is_charged_to_the_right_lead)
+{
+	struct wk_sandbox *sb = pool(1, 1000, 300);
+	struct fake_host h = {.answer = json_pack("[{si}]", "id", 9)};
+	struct wk_js_host host = {fake_call, &h};
+	json_t *leads = leads_1_to(3);
+	json_t *got = run_leads(sb,
+				"var n = lead.getIntAttr('n');\nif (n == 2) while (true) {}\n"
+				"return n == 1 ? bot.findLeads(['id'], [], 'id', 1, 0)[0].id : n;",
+				leads, &host);
+	cr_expect_str_eq(outcome(json_array_get(got, 0)), "done", "lead 1: %s", error(json_array_get(got, 0)));
+	cr_expect_eq(json_number_value(json_object_get(json_array_get(got, 0), "result")), 9);
+	cr_expect_str_eq(error(json_array_get(got, 1)), "trigger t: timed out after 300 ms");
+	cr_expect_str_eq(outcome(json_array_get(got, 2)), "done", "lead 3: %s", error(json_array_get(got, 2)));
+	cr_expect_eq(h.calls, 1, "lead 1's call, once");
+	json_decref(got), json_decref(leads), json_decref(h.answer), json_decref(h.args);
+	wk_sandbox_free(sb);
+}
+
 Test(sandbox, a_child_refuses_a_run_of_another_protocol_version)
 {
 	struct hand h = start_by_hand("--log-level=error");
