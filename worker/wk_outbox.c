@@ -29,10 +29,17 @@ struct wk_outbox {
 	int leader;
 };
 
+/* Waits up to ms for a NOTIFY. On a broken connection it just sleeps: the socket of a refused
+ * reconnect polls as ready at once, and the relay's back-off became a busy loop (a worker whose
+ * PostgreSQL had gone spun at 73 % CPU). */
 static void wait_notify(struct wk_outbox *o, int ms)
 {
-	struct pollfd p = {.fd = PQsocket(o->conn), .events = POLLIN};
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	if (cm_pg_broken(o->conn)) {
+		nanosleep(&ts, NULL);
+		return;
+	}
+	struct pollfd p = {.fd = PQsocket(o->conn), .events = POLLIN};
 	ppoll(&p, 1, &ts, NULL);
 	PQconsumeInput(o->conn);
 	PGnotify *n;
