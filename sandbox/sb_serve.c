@@ -148,28 +148,35 @@ static int send_hello(int fd)
 }
 
 /*
- * One run frame: the request once, or once per lead of "leads" (each lead's replies held and sent
- * together, see REPLIES_HOLD_US). Returns a cm_frame_rc of the last write.
+ * One run frame: the request once, or once per lead of "leads", or each request of "reqs" (stamped
+ * with its start time); the replies of many held and sent together, see REPLIES_HOLD_US. Returns a
+ * cm_frame_rc of the last write.
  */
 static int serve_run(struct wk_js_engine *engine, struct proxy *px, const json_t *req, const json_t *leads,
-		     const struct wk_js_host *host)
+		     const json_t *reqs, const struct wk_js_host *host)
 {
-	px->name = json_string_value(json_object_get(req, "name"));
-	if (!json_is_array(leads))
+	if (!json_is_array(leads) && !json_is_array(reqs)) {
+		px->name = json_string_value(json_object_get(req, "name"));
 		return send_one(px->fd, wk_js_engine_run(engine, req, host), px->name, 0);
-	size_t i;
-	const json_t *lead;
-	json_array_foreach(leads, i, lead)
-	{
+	}
+	size_t n = json_array_size(reqs ? reqs : leads);
+	for (size_t i = 0; i < n; i++) {
 		if (json_array_size(px->held) && cm_time_mono_us() - px->held_us >= REPLIES_HOLD_US &&
 		    flush_held(px) != CM_FRAME_OK)
 			return CM_FRAME_ERROR;
-		json_t *r = wk_js_lead_request(req, lead);
+		json_t *r =
+			reqs ? json_incref(json_array_get(reqs, i)) : wk_js_lead_request(req, json_array_get(leads, i));
+		px->name = json_string_value(json_object_get(r, "name"));
 		px->called = 0;
+		int64_t started = cm_time_now_us();
 		json_t *reply = r ? wk_js_engine_run(engine, r, host) : NULL;
 		json_decref(r);
 		if (!reply)
 			reply = json_pack("{ssss}", "outcome", "failed", "error", "the sandbox ran out of memory");
+		if (reqs && json_object_set_new(reply, "started_us", json_integer(started)) == -1) {
+			json_decref(reply);
+			return CM_FRAME_ERROR;
+		}
 		if (!json_array_size(px->held))
 			px->held_us = cm_time_mono_us();
 		if (json_array_append_new(px->held, reply) == -1)
@@ -200,10 +207,21 @@ static int serve_loop(struct wk_js_engine *engine, struct proxy *px, const struc
 		const char *type = json_string_value(json_object_get(m, "type"));
 		json_t *v = json_object_get(m, "v");
 		const json_t *req = json_object_get(m, "req"), *leads = json_object_get(m, "leads");
-		if (!type || strcmp(type, "run") != 0 || !json_is_object(req) || (leads && !json_is_array(leads))) {
+		const json_t *reqs = json_object_get(m, "reqs");
+		const char *bad =
+			!type || strcmp(type, "run") != 0 ? ""
+			: reqs				  ? (req || leads				      ? " with reqs and req or leads"
+							     : !json_is_array(reqs) || !json_array_size(reqs) ? " with reqs not a non-empty array"
+													      : NULL)
+			: !json_is_object(req)		  ? " without a req"
+			: leads && !json_is_array(leads)  ? " with leads not an array"
+							  : NULL;
+		for (size_t i = 0; !bad && reqs && i < json_array_size(reqs); i++)
+			if (!json_is_object(json_array_get(reqs, i)))
+				bad = " with a request in reqs that is not an object";
+		if (bad) {
 			cm_log_error("sandbox %d: expected a run frame, got type %s%s", (int)getpid(),
-				     type ? type : "none",
-				     leads && !json_is_array(leads) ? " with leads not an array" : "");
+				     type ? type : "none", bad);
 			json_decref(m);
 			return EXIT_PROTOCOL;
 		}
@@ -213,7 +231,7 @@ static int serve_loop(struct wk_js_engine *engine, struct proxy *px, const struc
 			json_decref(m);
 			return EXIT_PROTOCOL;
 		}
-		rc = serve_run(engine, px, req, leads, json_is_true(json_object_get(m, "host")) ? host : NULL);
+		rc = serve_run(engine, px, req, leads, reqs, json_is_true(json_object_get(m, "host")) ? host : NULL);
 		json_decref(m);
 		if (rc != CM_FRAME_OK)
 			return EXIT_EOF; /* the parent stopped listening (it kills us anyway) */

@@ -229,21 +229,13 @@ static void launch_script(struct wk_result *r)
 	cm_job_clear(&s);
 }
 
-static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
+/* The run's outcome from its reply (a new reference, NULL: the runtime failed with err). */
+static void take_reply(struct wk_result *r, json_t *reply, const struct wk_host_run *hr, const char *err)
 {
-	char err[512];
-	r->started_us = cm_time_now_us();
-	json_t *req = build_request(r);
-	if (!req)
-		goto out;
-	/* Host calls see this job's bot only: the bot id is bound here, never taken from the script. */
-	struct wk_host_run hr;
-	const struct wk_js_host *host = wk_host_bind(ctx->host, r->claimed->job.bot_id, r->claimed->job.job_id, &hr);
-	r->reply = wk_runtime_run(ctx->rt, req, host, err, sizeof(err));
-	json_decref(req);
+	r->reply = reply;
 	if (!r->reply) {
 		fail(r, WK_RETRY, "%s", err);
-		goto out;
+		return;
 	}
 	const char *outcome = json_string_value(json_object_get(r->reply, "outcome"));
 	if (outcome && strcmp(outcome, "done") == 0) {
@@ -251,7 +243,7 @@ static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
 		launch_script(r);
 	} else if (outcome && strcmp(outcome, "skipped") == 0) {
 		r->outcome = WK_SKIPPED;
-	} else if (hr.db_failed) {
+	} else if (hr->db_failed) {
 		/* findLeads met a database failure, not a script error: run it again later. */
 		const char *e = json_string_value(json_object_get(r->reply, "error"));
 		fail(r, WK_RETRY, "%s", e ? e : "findLeads: database unavailable");
@@ -260,8 +252,73 @@ static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
 		fail(r, WK_FAILED, "%s", e ? e : "the run failed");
 		r->error_line = (int)json_integer_value(json_object_get(r->reply, "error_line"));
 	}
-out:
+}
+
+static void run_one(const struct wk_run_ctx *ctx, struct wk_result *r)
+{
+	char err[512];
+	r->started_us = cm_time_now_us();
+	json_t *req = build_request(r);
+	if (req) {
+		/* Host calls see this job's bot only: the bot id is bound here, never taken from the script. */
+		struct wk_host_run hr;
+		const struct wk_js_host *host =
+			wk_host_bind(ctx->host, r->claimed->job.bot_id, r->claimed->job.job_id, &hr);
+		json_t *reply = wk_runtime_run(ctx->rt, req, host, err, sizeof(err));
+		json_decref(req);
+		take_reply(r, reply, &hr, err);
+	}
 	r->finished_us = cm_time_now_us();
+}
+
+/*
+ * Runs n jobs that are all due now with one wk_runtime_run_reqs (one exchange with a sandbox child
+ * instead of one per job); each run's start and end times are its own (the reply's "started_us" and
+ * "finished_us").
+ */
+static void run_group(const struct wk_run_ctx *ctx, struct wk_result *res, size_t n)
+{
+	char err[512] = "";
+	struct wk_host_run *hrs = calloc(n, sizeof(*hrs));
+	const struct wk_js_host **hosts = calloc(n, sizeof(*hosts));
+	size_t *which = calloc(n, sizeof(*which)), k = 0;
+	json_t *reqs = json_array(), *replies = json_array();
+	if (!hrs || !hosts || !which || !reqs || !replies) {
+		for (size_t i = 0; i < n; i++)
+			run_one(ctx, &res[i]);
+		goto out;
+	}
+	int64_t now = cm_time_now_us();
+	for (size_t i = 0; i < n; i++) {
+		struct wk_result *r = &res[i];
+		r->started_us = r->finished_us = now;
+		json_t *req = build_request(r);
+		if (!req)
+			continue; /* failed already, with the reason */
+		hosts[k] = wk_host_bind(ctx->host, r->claimed->job.bot_id, r->claimed->job.job_id, &hrs[k]);
+		which[k++] = i;
+		json_array_append_new(reqs, req);
+	}
+	if (k > 0 && wk_runtime_run_reqs(ctx->rt, reqs, hosts, replies, err, sizeof(err)) == -1 && !err[0])
+		snprintf(err, sizeof(err), "runtime: out of memory");
+	now = cm_time_now_us();
+	for (size_t j = 0; j < k; j++) {
+		struct wk_result *r = &res[which[j]];
+		json_t *reply = json_incref(json_array_get(replies, j)); /* NULL: the runtime failed (err) */
+		json_t *started = json_object_get(reply, "started_us"),
+		       *finished = json_object_get(reply, "finished_us");
+		r->started_us = json_is_integer(started) ? json_integer_value(started) : r->started_us;
+		r->finished_us = json_is_integer(finished) ? json_integer_value(finished) : now;
+		json_object_del(reply, "started_us");
+		json_object_del(reply, "finished_us");
+		take_reply(r, reply, &hrs[j], err[0] ? err : "runtime: no reply");
+	}
+out:
+	json_decref(reqs);
+	json_decref(replies);
+	free(which);
+	free(hosts);
+	free(hrs);
 }
 
 /* A job claimed ahead of its due time (--lookahead-ms) starts at that time, not before. */
@@ -299,14 +356,23 @@ int wk_run_jobs(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n,
 	/* Everything the runs read, in one query; if it fails, every run of the batch is retried later. */
 	char err[512];
 	int loaded = m > 0 && wk_run_snapshots(ctx, res, m, err, sizeof(err)) == 0;
-	for (size_t i = 0; i < m; i++) {
-		if (loaded) {
-			wait_for_due(&res[i].claimed->job);
-			run_one(ctx, &res[i]);
-		} else {
+	for (size_t i = 0; i < m;) {
+		if (!loaded) {
 			res[i].started_us = res[i].finished_us = cm_time_now_us();
 			fail(&res[i], WK_RETRY, "loading state: %s", err);
+			i++;
+			continue;
 		}
+		/* From the next job's due time on, every job due by then runs in one exchange. */
+		wait_for_due(&res[i].claimed->job);
+		size_t k = i + 1;
+		for (int64_t now = cm_time_now_us(); k < m && res[k].claimed->job.due_us <= now;)
+			k++;
+		if (k - i == 1)
+			run_one(ctx, &res[i]);
+		else
+			run_group(ctx, &res[i], k - i);
+		i = k;
 	}
 	if (m == 0) {
 		free(res);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cm_time.h"
 #include "wk_runtime.h"
 #include "wk_sandbox.h"
 
@@ -75,6 +76,27 @@ int wk_runtime_run_leads(struct wk_runtime *rt, const json_t *req, const json_t 
 		json_t *reply = r ? wk_js_engine_run(rt->engine, r, host) : NULL;
 		json_decref(r);
 		if (!reply || json_array_append_new(replies, reply) == -1) {
+			snprintf(errstr, errstr_size, "runtime: out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int wk_runtime_run_reqs(struct wk_runtime *rt, const json_t *reqs, const struct wk_js_host *const *hosts,
+			json_t *replies, char *errstr, size_t errstr_size)
+{
+	if (rt->sb)
+		return wk_sandbox_run_reqs(rt->sb, reqs, hosts, replies, errstr, errstr_size);
+	size_t i;
+	const json_t *req;
+	json_array_foreach(reqs, i, req)
+	{
+		int64_t started = cm_time_now_us();
+		json_t *reply = wk_js_engine_run(rt->engine, req, hosts[i]);
+		if (!reply || json_object_set_new(reply, "started_us", json_integer(started)) == -1 ||
+		    json_object_set_new(reply, "finished_us", json_integer(cm_time_now_us())) == -1 ||
+		    json_array_append_new(replies, reply) == -1) {
 			snprintf(errstr, errstr_size, "runtime: out of memory");
 			return -1;
 		}

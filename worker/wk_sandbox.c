@@ -540,25 +540,84 @@ static enum end answer_call(struct wk_sandbox *sb, struct child *c, const json_t
 	return END_REPLY;
 }
 
-/*
- * The conversation of one run frame. leads NULL: one run, ended by a "reply" frame; otherwise a run
- * for each lead (a non-empty array), whose replies come in "replies" frames. Every reply received
- * is appended to replies (valid ones only). Returns how it ended (END_REPLY: all replies are in);
- * *called says whether a host call came after the last reply (so the first lead without a reply made
- * it); why gets the protocol error. The run's time limit counts from the run frame and again from
- * each "replies" frame.
- */
-static enum end converse(struct wk_sandbox *sb, struct child *c, const json_t *req, const json_t *leads,
-			 const struct wk_js_host *host, json_t *replies, int *called, char *why, size_t why_size)
+/* What one run frame asks for: req once (leads and reqs NULL), req once per lead of leads, or each request
+ * of reqs with the host of the same index. */
+struct batch {
+	const json_t *req, *leads, *reqs;
+	const struct wk_js_host *host;	       /* req's (each lead's) */
+	const struct wk_js_host *const *hosts; /* with reqs: one per request, NULL entries allowed */
+};
+
+static size_t batch_size(const struct batch *b)
 {
-	const int64_t limit = (int64_t)sb->o.timeout_ms * 1000;
-	int64_t deadline = cm_time_mono_us() + limit;
-	size_t calls = 0, want = leads ? json_array_size(leads) : 1;
-	*called = 0;
-	json_t *m = json_pack("{sssisbsO}", "type", "run", "v", WK_SANDBOX_PROTO, "host", host && host->call, "req",
-			      (json_t *)req);
-	if (!m || (leads && json_object_set(m, "leads", (json_t *)leads) == -1)) {
+	return b->reqs ? json_array_size(b->reqs) : b->leads ? json_array_size(b->leads) : 1;
+}
+
+/* The request of run i (borrowed for reqs and single runs; a new reference, or NULL, for leads). */
+static json_t *batch_request(const struct batch *b, size_t i)
+{
+	if (b->reqs)
+		return json_incref(json_array_get(b->reqs, i));
+	if (b->leads)
+		return wk_js_lead_request(b->req, json_array_get(b->leads, i));
+	return json_incref((json_t *)b->req);
+}
+
+static const struct wk_js_host *batch_host(const struct batch *b, size_t i)
+{
+	return b->reqs ? b->hosts[i] : b->host;
+}
+
+/* The run frame of b; NULL when out of memory. */
+static json_t *run_frame(const struct batch *b)
+{
+	int host = 0;
+	for (size_t i = 0; i < (b->reqs ? json_array_size(b->reqs) : 1); i++) {
+		const struct wk_js_host *h = batch_host(b, i);
+		host |= h && h->call;
+	}
+	json_t *m = json_pack("{sssisb}", "type", "run", "v", WK_SANDBOX_PROTO, "host", host);
+	if (!m || json_object_set(m, b->reqs ? "reqs" : "req", (json_t *)(b->reqs ? b->reqs : b->req)) == -1 ||
+	    (b->leads && json_object_set(m, "leads", (json_t *)b->leads) == -1)) {
 		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* A reply to a request of reqs says when it started, on the child's clock; trusted only between the
+ * run frame and this reply's arrival, which is when it finished ("finished_us"). */
+static void stamp_times(json_t *replies, int64_t from_us)
+{
+	int64_t now = cm_time_now_us();
+	size_t i;
+	json_t *r;
+	json_array_foreach(replies, i, r)
+	{
+		json_t *v = json_object_get(r, "started_us");
+		int64_t t = json_is_integer(v) ? json_integer_value(v) : from_us;
+		json_object_set_new(r, "started_us", json_integer(t < from_us ? from_us : t > now ? now : t));
+		json_object_set_new(r, "finished_us", json_integer(now));
+	}
+}
+
+/*
+ * The conversation of one run frame (b): one run ends with a "reply" frame; the runs of many (leads or
+ * reqs) send theirs in "replies" frames. Every reply received is appended to replies (valid ones
+ * only). Returns how it ended (END_REPLY: all replies are in); *called says whether a host call came
+ * after the last reply (so the first run without a reply made it; its host answers it); why gets the
+ * protocol error. The run's time limit counts from the run frame and again from each "replies" frame.
+ */
+static enum end converse(struct wk_sandbox *sb, struct child *c, const struct batch *b, json_t *replies, int *called,
+			 char *why, size_t why_size)
+{
+	const int64_t limit = (int64_t)sb->o.timeout_ms * 1000, sent_us = cm_time_now_us();
+	const int many = b->leads || b->reqs;
+	int64_t deadline = cm_time_mono_us() + limit;
+	size_t calls = 0, got = 0, want = batch_size(b);
+	*called = 0;
+	json_t *m = run_frame(b);
+	if (!m) {
 		snprintf(why, why_size, "out of memory");
 		return END_TOO_LARGE;
 	}
@@ -573,20 +632,22 @@ static enum end converse(struct wk_sandbox *sb, struct child *c, const json_t *r
 		if (rc != CM_FRAME_OK)
 			return frame_end(rc);
 		const char *type = json_string_value(json_object_get(m, "type"));
-		if (type && strcmp(type, leads ? "replies" : "reply") == 0) {
-			json_t *r = json_object_get(m, leads ? "replies" : "reply");
-			if (leads ? !valid_replies(r, want) : !valid_reply(r)) {
+		if (type && strcmp(type, many ? "replies" : "reply") == 0) {
+			json_t *r = json_object_get(m, many ? "replies" : "reply");
+			if (many ? !valid_replies(r, want - got) : !valid_reply(r)) {
 				snprintf(why, why_size, "a reply without a valid outcome");
 				json_decref(m);
 				return END_PROTOCOL;
 			}
-			if (leads)
+			if (b->reqs)
+				stamp_times(r, sent_us);
+			if (many)
 				json_array_extend(replies, r);
 			else
 				json_array_append(replies, r);
-			want -= leads ? json_array_size(r) : 1;
+			got += many ? json_array_size(r) : 1;
 			json_decref(m);
-			if (want == 0)
+			if (got == want)
 				return END_REPLY;
 			calls = 0;
 			*called = 0;
@@ -594,7 +655,7 @@ static enum end converse(struct wk_sandbox *sb, struct child *c, const json_t *r
 			continue;
 		}
 		*called = 1;
-		enum end end = answer_call(sb, c, m, host, &calls, &deadline, why, why_size);
+		enum end end = answer_call(sb, c, m, batch_host(b, got), &calls, &deadline, why, why_size);
 		json_decref(m);
 		if (end != END_REPLY)
 			return end;
@@ -673,7 +734,8 @@ json_t *wk_sandbox_run(struct wk_sandbox *sb, const json_t *req, const struct wk
 		top_up(sb);
 		return NULL;
 	}
-	enum end end = converse(sb, c, req, NULL, host, replies, &called, why, sizeof(why));
+	const struct batch b = {.req = req, .host = host};
+	enum end end = converse(sb, c, &b, replies, &called, why, sizeof(why));
 	if (end == END_REPLY) {
 		release(sb, c, 1);
 		reply = json_incref(json_array_get(replies, 0));
@@ -690,19 +752,24 @@ json_t *wk_sandbox_run(struct wk_sandbox *sb, const json_t *req, const struct wk
 	return reply;
 }
 
-/* wk_sandbox_run_leads on one child at a time. */
-static int run_leads_serial(struct wk_sandbox *sb, const json_t *req, const json_t *leads,
-			    const struct wk_js_host *host, json_t *replies, char *errstr, size_t errstr_size)
+/* The runs of b (leads or reqs) on one child at a time. */
+static int run_serial(struct wk_sandbox *sb, const struct batch *b, json_t *replies, char *errstr, size_t errstr_size)
 {
-	size_t n = json_array_size(leads), done = 0;
+	const json_t *all = b->reqs ? b->reqs : b->leads;
+	size_t n = json_array_size(all), done = 0;
 	int one_by_one = 0;
 	while (done < n) {
 		if (one_by_one) {
-			json_t *r = wk_js_lead_request(req, json_array_get(leads, done));
-			json_t *reply = r ? wk_sandbox_run(sb, r, host, errstr, errstr_size) : NULL;
+			int64_t started = cm_time_now_us();
+			json_t *r = batch_request(b, done);
+			json_t *reply = r ? wk_sandbox_run(sb, r, batch_host(b, done), errstr, errstr_size) : NULL;
 			if (!r)
 				snprintf(errstr, errstr_size, "sandbox: out of memory");
 			json_decref(r);
+			if (reply && b->reqs) {
+				json_object_set_new(reply, "started_us", json_integer(started));
+				json_object_set_new(reply, "finished_us", json_integer(cm_time_now_us()));
+			}
 			if (!reply || json_array_append_new(replies, reply) == -1)
 				return -1;
 			done++;
@@ -712,15 +779,20 @@ static int run_leads_serial(struct wk_sandbox *sb, const json_t *req, const json
 		int called;
 		json_t *rest = json_array();
 		for (size_t i = done; rest && i < n; i++)
-			json_array_append(rest, json_array_get(leads, i));
+			json_array_append(rest, json_array_get(all, i));
 		struct child *c = rest ? acquire(sb, errstr, errstr_size) : NULL;
 		if (!c) {
 			json_decref(rest);
 			top_up(sb);
 			return -1;
 		}
+		struct batch rb = *b;
+		if (b->reqs)
+			rb.reqs = rest, rb.hosts = b->hosts + done;
+		else
+			rb.leads = rest;
 		size_t before = json_array_size(replies);
-		enum end end = converse(sb, c, req, rest, host, replies, &called, why, sizeof(why));
+		enum end end = converse(sb, c, &rb, replies, &called, why, sizeof(why));
 		json_decref(rest);
 		size_t got = json_array_size(replies) - before;
 		done += got;
@@ -728,15 +800,20 @@ static int run_leads_serial(struct wk_sandbox *sb, const json_t *req, const json
 			release(sb, c, (int)got);
 		} else if (end == END_TOO_LARGE) {
 			release(sb, c, 0);
-			one_by_one = 1; /* each lead's run alone, and its own error if it is still too large */
+			one_by_one = 1; /* each run alone, and its own error if it is still too large */
 		} else {
 			pthread_mutex_lock(&sb->mu);
 			sb->st.runs += got;
 			pthread_mutex_unlock(&sb->mu);
-			/* The lead that made a host call has its outcome: its call is not made twice. Otherwise
-			 * the leads without a reply made none and run again one by one, so that the one at fault
+			/* The run that made a host call has its outcome: its call is not made twice. Otherwise
+			 * the runs without a reply made none and run again one by one, so that the one at fault
 			 * gets the failure (and a crash or a time-out costs only the rest of this call's pace). */
-			json_t *failed = ended(sb, c, end, req_name(req), req_job(req), why);
+			const json_t *cur = b->reqs ? json_array_get(b->reqs, done) : b->req;
+			/* Without a call, which of many requests was at fault is not known yet (the replies of
+			 * those before it may still have been held in the child): running them one by one tells. */
+			int known = called || !b->reqs;
+			json_t *failed = ended(sb, c, end, known ? req_name(cur) : "one of the runs of a frame",
+					       known ? req_job(cur) : NULL, why);
 			one_by_one = 1;
 			if (!called) {
 				json_decref(failed);
@@ -753,6 +830,13 @@ static int run_leads_serial(struct wk_sandbox *sb, const json_t *req, const json
 	return 0;
 }
 
+int wk_sandbox_run_reqs(struct wk_sandbox *sb, const json_t *reqs, const struct wk_js_host *const *hosts,
+			json_t *replies, char *errstr, size_t errstr_size)
+{
+	const struct batch b = {.reqs = reqs, .hosts = hosts};
+	return run_serial(sb, &b, replies, errstr, errstr_size);
+}
+
 /* A share of the leads, run on a thread of its own. */
 struct part {
 	struct wk_sandbox *sb;
@@ -767,7 +851,8 @@ struct part {
 static void *part_run(void *arg)
 {
 	struct part *p = arg;
-	p->rc = run_leads_serial(p->sb, p->req, p->leads, p->host, p->replies, p->err, sizeof(p->err));
+	const struct batch b = {.req = p->req, .leads = p->leads, .host = p->host};
+	p->rc = run_serial(p->sb, &b, p->replies, p->err, sizeof(p->err));
 	return NULL;
 }
 
@@ -794,8 +879,10 @@ int wk_sandbox_run_leads(struct wk_sandbox *sb, const json_t *req, const json_t 
 		k = WK_SANDBOX_PARTS_MAX;
 	if (k > n / WK_SANDBOX_PART_MIN)
 		k = n / WK_SANDBOX_PART_MIN;
-	if (k <= 1)
-		return run_leads_serial(sb, req, leads, host, replies, errstr, errstr_size);
+	if (k <= 1) {
+		const struct batch b = {.req = req, .leads = leads, .host = host};
+		return run_serial(sb, &b, replies, errstr, errstr_size);
+	}
 
 	struct shared_host sh = {.mu = PTHREAD_MUTEX_INITIALIZER, .host = host};
 	const struct wk_js_host locked = {.call = shared_call, .ctx = &sh};

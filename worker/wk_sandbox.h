@@ -26,10 +26,10 @@
  *
  * The protocol, version WK_SANDBOX_PROTO: frames of cm_frame.h (a 4-byte big-endian length, then
  * that many bytes of JSON; at most WK_SANDBOX_FRAME_MAX in either direction) over the socket.
- *   child -> parent, once, when ready:   {"type":"hello","v":2,"pid":1234}
+ *   child -> parent, once, when ready:   {"type":"hello","v":3,"pid":1234}
  *       Another "v" (a binary of another release), no hello within 10 s, or anything else first:
  *       the child is refused (killed) and replaced.
- *   parent -> child, one run:            {"type":"run","v":2,"host":true,"req":{…the wk_js.h request…}}
+ *   parent -> child, one run:            {"type":"run","v":3,"host":true,"req":{…the wk_js.h request…}}
  *       "host" false means the caller has no host: findLeads and api.* say "not available here".
  *   child -> parent, during the run, for each bot.findLeads or api.* call (wk_js.h):
  *                                        {"type":"call","method":"findLeads","args":{…}}
@@ -37,10 +37,15 @@
  *       then the child continues the run. More calls than the run's calls_max is a protocol error.
  *   child -> parent, the end of the run: {"type":"reply","reply":{…the wk_js.h reply…}}
  *       The reply must be an object whose "outcome" is "done", "skipped" or "failed".
+ *   parent -> child, the runs of many requests (the due jobs of a claim), a non-empty array:
+ *                                        {"type":"run","v":3,"host":true,"reqs":[{…request…}, …]}
+ *       Each runs in order; "host" is true when any of them has a host (a call from one without gets
+ *       "not available here"). Each reply (in "replies" frames, below) gets "started_us": when that run
+ *       started, on the child's wall clock (the parent keeps it between the run frame and the reply).
  *   parent -> child, one run per lead (a broadcast's chunk), a non-empty array of leads:
- *                                        {"type":"run","v":2,"host":true,"req":{…},"leads":[{…lead…}, …]}
+ *                                        {"type":"run","v":3,"host":true,"req":{…},"leads":[{…lead…}, …]}
  *       Each lead runs in order as req with "lead" and context.leadId set to it (wk_js_lead_request).
- *   child -> parent, then, instead of "reply": the replies of the next leads, in order, held at
+ *   child -> parent, then (as for reqs), instead of "reply": the replies of the next leads, in order, held at
  *       most 1 ms after the first of them was ready, always sent before a call frame and right after
  *       the reply of a run that made a call (so after a call the next reply is the caller's):
  *                                        {"type":"replies","replies":[{…reply…}, …]}
@@ -59,7 +64,7 @@
 #include "cm_compiler.h"
 #include "wk_js.h"
 
-#define WK_SANDBOX_PROTO 2
+#define WK_SANDBOX_PROTO 3
 #define WK_SANDBOX_FRAME_MAX ((size_t)32 << 20)
 #define WK_SANDBOX_BINARY "botjobs-sandbox"
 #define WK_SANDBOX_FD 3	       /* the protocol socket, in the child */
@@ -122,6 +127,17 @@ json_t *wk_sandbox_run(struct wk_sandbox *sb, const json_t *req, const struct wk
  * call gets the failure, its call is not made again). Returns 0, or -1 (errstr set) when no child
  * could be had: some replies may have been appended; the caller runs them all again later.
  */
+/*
+ * Runs each request of reqs (borrowed, a non-empty array) with the host of the same index (hosts, borrowed,
+ * entries may be NULL) and appends one reply per request to replies, in order: the due jobs of a claim in
+ * one frame (the "reqs" run frame). Each reply has "started_us", when its run started (wall clock, µs;
+ * the child's word, kept between the run frame and the reply's arrival), and "finished_us" (the arrival). Each run is watched and fails
+ * alone as in wk_sandbox_run, with the same fall-back as wk_sandbox_run_leads. Returns 0, or -1 (errstr
+ * set) when no child could be had: some replies may have been appended; the caller runs them all again.
+ */
+int wk_sandbox_run_reqs(struct wk_sandbox *sb, const json_t *reqs, const struct wk_js_host *const *hosts,
+			json_t *replies, char *errstr, size_t errstr_size) CM_MUSTCHECK;
+
 int wk_sandbox_run_leads(struct wk_sandbox *sb, const json_t *req, const json_t *leads, const struct wk_js_host *host,
 			 json_t *replies, char *errstr, size_t errstr_size) CM_MUSTCHECK;
 

@@ -10,8 +10,9 @@
  *
  * Input: one child message per line, each framed here as cm_frame.h does (fuzz_frame fuzzes the
  * framing itself): the first is the greeting, the rest the run's conversation. Each input is one
- * conversation of a single run and one of a run for 3 leads (replies in "replies" frames).
- *   {"type":"hello","v":1,"pid":1}
+ * conversation of a single run, one of a run for 3 leads and one of 3 requests (replies in "replies"
+ * frames; each request with a host of its own).
+ *   {"type":"hello","v":3,"pid":1}
  *   {"type":"call","method":"findLeads","args":{"where":[["attr.x",">",1]],"limit":5}}
  *   {"type":"reply","reply":{"outcome":"done","result":1}}
  *   {"type":"replies","replies":[{"outcome":"done"},{"outcome":"skipped"}]}
@@ -21,6 +22,8 @@
  * Checks beyond "no crash, no leak, no undefined behaviour":
  *   - a run ends with a valid reply only when the child sent one (all of them, for the leads), never
  *     after more calls than calls_max; any other end is a failure with a reason and fewer replies;
+ *   - each reply to a request of many has a start and an end time between the run frame and its
+ *     arrival, in that order;
  *   - findLeads SQL: placeholders only up to its parameter count, no statement separator, comment
  *     or unbalanced quote (the script's strings go into parameters, never into the text).
  * Seeds: tests/fuzz/corpus/sandbox/ (the conversations of tests/unit/test_sandbox.c and test_host.c).
@@ -112,10 +115,11 @@ static unsigned char *frame_lines(const uint8_t *data, size_t size, size_t *len)
 }
 
 /*
- * One conversation over the framed input: a single run (leads NULL) or a run for 3 leads. It ends
- * with every reply only when the child sent them all, valid; otherwise with a reason.
+ * One conversation over the framed input: a single run (leads and reqs NULL), a run for 3 leads or one
+ * of 3 requests. It ends with every reply only when the child sent them all, valid; otherwise with a
+ * reason.
  */
-static void converse_over(const unsigned char *stream, size_t len, const json_t *leads)
+static void converse_over(const unsigned char *stream, size_t len, const json_t *leads, const json_t *reqs)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
@@ -133,14 +137,22 @@ static void converse_over(const unsigned char *stream, size_t len, const json_t 
 	calls = 0;
 	if (child_greet(&c, why, sizeof(why)) == 0) {
 		const struct wk_js_host host = {.call = host_call};
+		const struct wk_js_host *hosts[] = {&host, NULL, &host};
 		json_t *req = json_pack("{ss ss}", "name", "trigger t", "code", "return 1;"), *replies = json_array();
-		size_t want = leads ? json_array_size(leads) : 1, i;
+		const struct batch b = {
+			.req = reqs ? NULL : req, .leads = leads, .reqs = reqs, .host = &host, .hosts = hosts};
+		size_t want = batch_size(&b), i;
 		int called;
-		enum end e = converse(&sb, &c, req, leads, &host, replies, &called, why, sizeof(why));
+		int64_t from = cm_time_now_us();
+		enum end e = converse(&sb, &c, &b, replies, &called, why, sizeof(why));
+		int64_t to = cm_time_now_us();
 		json_t *r;
 		json_array_foreach(replies, i, r)
 		{
-			if (!valid_reply(r))
+			json_t *t = json_object_get(r, "started_us"), *f = json_object_get(r, "finished_us");
+			if (!valid_reply(r) ||
+			    (reqs && (!json_is_integer(t) || json_integer_value(t) < from || !json_is_integer(f) ||
+				      json_integer_value(f) < json_integer_value(t) || json_integer_value(f) > to)))
 				abort();
 		}
 		if (e == END_REPLY ? json_array_size(replies) != want : (json_array_size(replies) >= want || !why[0])) {
@@ -172,9 +184,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	json_t *leads = json_pack("[{si}{si}{si}]", "id", 1, "id", 2, "id", 3);
-	converse_over(stream, len, NULL);
-	converse_over(stream, len, leads);
+	json_t *reqs = json_pack("[{ss}{ss}{ss}]", "name", "trigger a", "name", "trigger b", "name", "trigger c");
+	converse_over(stream, len, NULL, NULL);
+	converse_over(stream, len, leads, NULL);
+	converse_over(stream, len, NULL, reqs);
 	json_decref(leads);
+	json_decref(reqs);
 	free(stream);
 	return 0;
 }

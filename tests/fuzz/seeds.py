@@ -93,8 +93,8 @@ def run_at_seeds():
 
 
 PROTOCOL = [
-    b'{"type":"hello","v":2,"pid":1234}',
-    b'{"type":"run","v":2,"host":true,"req":{"context":{"botId":1,"leadId":2,"ticketId":null,"jobId":"' +
+    b'{"type":"hello","v":3,"pid":1234}',
+    b'{"type":"run","v":3,"host":true,"req":{"context":{"botId":1,"leadId":2,"ticketId":null,"jobId":"' +
     UUID.encode() + b'"},"lead":{"id":2,"name":"Ann","channel":"telegram","attributes":{"a":1},"tags":["x"]},'
     b'"bot":{"id":1,"name":"demo","attributes":{}},"params":{"text":"hi"},"code":"return 1;","name":"trigger t"}}',
     b'{"type":"call","method":"findLeads","args":{"where":[["attr.score",">=",10]],"limit":5}}',
@@ -130,6 +130,9 @@ def sandbox_seeds():
               hello + b"\n" + one + b'\n{"type":"call","method":"findLeads","args":{"limit":1}}\n' + two,
               hello + b"\n" + two + b"\n" + two, hello + b'\n{"type":"replies","replies":[]}',
               hello + b'\n{"type":"replies","replies":[{"outcome":"done"},{"outcome":"won"}]}']
+    # Replies to many requests say when each started: in the window, before it, not a number.
+    seeds += [hello + b'\n{"type":"replies","replies":[{"outcome":"done","started_us":1},'
+              b'{"outcome":"done","started_us":9223372036854775807},{"outcome":"skipped","started_us":"x"}]}']
     # test_sandbox.c: what a broken child sends after its hello.
     for bad in (b"this is not json", b"[1,2]", b'{"type":"bogus"}', b'{"type":"reply","reply":{"effects":{}}}',
                 b'{"type":"reply","reply":{"outcome":"won"}}', b'{"type":"call","args":{}}',

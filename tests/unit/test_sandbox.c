@@ -483,7 +483,7 @@ static char *fake_child(char *dir, const char *hello, const void *then, size_t t
 	return path;
 }
 
-static const char HELLO[] = "{\"type\":\"hello\",\"v\":2,\"pid\":1}";
+static const char HELLO[] = "{\"type\":\"hello\",\"v\":3,\"pid\":1}";
 
 Test(sandbox, protocol_errors_kill_the_child_and_fail_the_run)
 {
@@ -541,7 +541,7 @@ Test(sandbox, children_that_do_not_greet_properly_are_refused)
 		int exit_after_ms;
 	} cases[] = {
 		{"another protocol version", "{\"type\":\"hello\",\"v\":99,\"pid\":1}",
-		 "the child speaks protocol version 99, this worker 2", 0},
+		 "the child speaks protocol version 99, this worker 3", 0},
 		{"no hello", "{\"type\":\"reply\",\"reply\":{\"outcome\":\"done\"}}", "did not greet with a hello", 0},
 		{"exits at once", NULL, "the child exited before its greeting (status 0", 1},
 	};
@@ -870,6 +870,127 @@ Test(sandbox, a_time_out_after_a_host_call_is_charged_to_the_right_lead)
 	cr_expect_str_eq(outcome(json_array_get(got, 2)), "done", "lead 3: %s", error(json_array_get(got, 2)));
 	cr_expect_eq(h.calls, 1, "lead 1's call, once");
 	json_decref(got), json_decref(leads), json_decref(h.answer), json_decref(h.args);
+	wk_sandbox_free(sb);
+}
+
+/* ---- many requests in one frame (the due jobs of a claim) ---- */
+
+/* Request i (0-based): lead i + 1, a code of its own, param k = i. */
+static json_t *requests(int n, const char *code_of_3)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "trigger t%d", i);
+		json_t *r = request(i == 3 && code_of_3
+					    ? code_of_3
+					    : "var k = request.getParam('k', -1);\nlead.setAttr('k', k);\n"
+					      "return [k, leadId, bot.findLeads(['id'], [], 'id', 1, 0)[0].id];");
+		json_object_set_new(json_object_get(r, "context"), "leadId", json_integer(i + 1));
+		json_object_set_new(json_object_get(r, "lead"), "id", json_integer(i + 1));
+		json_object_set_new(json_object_get(r, "params"), "k", json_integer(i));
+		json_object_set_new(r, "name", json_string(name));
+		json_array_append_new(a, r);
+	}
+	return a;
+}
+
+/* Each request's host answers its own calls: request i's findLeads gets 100 + i (5's is refused). */
+Test(sandbox, one_frame_runs_many_requests_each_with_its_own_host_as_in_process)
+{
+	enum { N = 40 };
+	struct wk_sandbox *sb = pool(1, 1000, 5000);
+	struct fake_host h[N] = {0};
+	struct wk_js_host hosts[N];
+	const struct wk_js_host *hp[N];
+	for (int i = 0; i < N; i++) {
+		h[i].answer = i == 5 ? NULL : json_pack("[{si}]", "id", 100 + i); /* request 5's host refuses */
+		hosts[i] = (struct wk_js_host){fake_call, &h[i]};
+		hp[i] = &hosts[i];
+	}
+	json_t *reqs = requests(N, "var k = request.getParam('k', -1);\nnull.x = k;");
+	char err[512];
+	struct wk_runtime_opts ro = {.js = wk_js_default_limits};
+	struct wk_runtime *rt = wk_runtime_new(&ro, err, sizeof(err));
+	cr_assert(rt, "%s", err);
+	json_t *want = json_array(), *got = json_array();
+	cr_assert_eq(wk_runtime_run_reqs(rt, reqs, hp, want, err, sizeof(err)), 0, "%s", err);
+	for (int i = 0; i < N; i++)
+		h[i].calls = 0;
+	int64_t before = cm_time_now_us();
+	cr_assert_eq(wk_sandbox_run_reqs(sb, reqs, hp, got, err, sizeof(err)), 0, "%s", err);
+	int64_t after = cm_time_now_us(), last = before;
+	cr_assert_eq(json_array_size(got), N);
+	cr_expect_eq(stats(sb).runs, N, "one frame, one child, every run");
+	cr_expect_eq(stats(sb).spawned, 1);
+	for (size_t i = 0; i < N; i++) {
+		json_t *g = json_array_get(got, i), *w = json_array_get(want, i);
+		int64_t started = json_integer_value(json_object_get(g, "started_us"));
+		cr_expect(started >= last && started <= after, "run %zu started in order, within the call", i);
+		last = started;
+		cr_expect(json_is_integer(json_object_get(w, "started_us")), "in-process runs say when they started");
+		cr_expect(json_integer_value(json_object_get(g, "finished_us")) >= started, "run %zu: an end time", i);
+		for (int t = 0; t < 2; t++) {
+			json_object_del(t ? g : w, "started_us");
+			json_object_del(t ? g : w, "finished_us");
+		}
+		char *gs = json_dumps(g, JSON_COMPACT | JSON_SORT_KEYS),
+		     *ws = json_dumps(w, JSON_COMPACT | JSON_SORT_KEYS);
+		cr_expect_str_eq(gs, ws, "request %zu: sandbox vs in-process: %s vs %s", i, gs, ws);
+		free(gs), free(ws);
+		if (i == 3 || i == 5)
+			continue;
+		char *r = json_dumps(json_object_get(g, "result"), JSON_COMPACT);
+		char exp[64];
+		snprintf(exp, sizeof(exp), "[%zu,%zu,%zu]", i, i + 1, 100 + i);
+		cr_expect_str_eq(r, exp, "request %zu: its params, its lead, its host's answer", i);
+		free(r);
+		cr_expect_eq(h[i].calls, 1, "host %zu answered its own request's call", i);
+	}
+	cr_expect_str_eq(error(json_array_get(got, 3)), "trigger t3, line 2: TypeError: cannot convert null to object");
+	cr_expect_str_eq(error(json_array_get(got, 5)),
+			 "trigger t5, line 3: Error: findLeads: refused by the test host");
+	cr_expect_eq(h[5].calls, 1);
+	json_decref(got), json_decref(want), json_decref(reqs);
+	for (int i = 0; i < N; i++)
+		json_decref(h[i].answer), json_decref(h[i].args);
+	wk_runtime_free(rt);
+	wk_sandbox_free(sb);
+}
+
+/* Request 3 loops: it fails alone (by name), the others run; the ones after it one by one. */
+Test(sandbox, a_runaway_request_among_many_fails_alone)
+{
+	enum { N = 6 };
+	struct wk_sandbox *sb = pool(1, 1000, 300);
+	struct fake_host h = {.answer = json_pack("[{si}]", "id", 9)};
+	struct wk_js_host host = {fake_call, &h};
+	const struct wk_js_host *hp[N];
+	for (int i = 0; i < N; i++)
+		hp[i] = &host;
+	json_t *reqs = requests(N, "while (true) {}"), *got = json_array();
+	char err[512];
+	int64_t before = cm_time_now_us();
+	cr_assert_eq(wk_sandbox_run_reqs(sb, reqs, hp, got, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(json_array_size(got), N);
+	for (size_t i = 0; i < N; i++) {
+		const json_t *r = json_array_get(got, i);
+		int64_t started = json_integer_value(json_object_get(r, "started_us"));
+		int64_t took = json_integer_value(json_object_get(r, "finished_us")) - started;
+		cr_expect(started >= before, "run %zu: a start time", i);
+		/* each run's own time: the time-out (300 ms) and the frame's are not the others' */
+		cr_expect(took >= 0 && (i == 3 ? took >= 300000 : took < 250000), "run %zu took %lld µs", i,
+			  (long long)took);
+		if (i == 3) {
+			cr_expect_str_eq(error(r), "trigger t3: timed out after 300 ms");
+			continue;
+		}
+		cr_expect_str_eq(outcome(r), "done", "request %zu: %s", i, error(r));
+		cr_expect_eq(json_integer_value(json_array_get(json_object_get(r, "result"), 0)), (json_int_t)i);
+	}
+	cr_expect_eq(h.calls, N - 1, "each call once: none of the runs before the loop ran again");
+	cr_expect_eq(stats(sb).timeouts, 2, "the frame's, then request 3's alone");
+	json_decref(got), json_decref(reqs), json_decref(h.answer), json_decref(h.args);
 	wk_sandbox_free(sb);
 }
 
