@@ -50,7 +50,10 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 PROPS
 	cp="$libs/*"
-	jopts=(-Xms256m -Xmx${KAFKA_HEAP:-768m} -XX:+UseSerialGC -Djava.awt.headless=true
+	# The JVM's heap and collector: KAFKA_GC_OPTS replaces them (a list of options, split on spaces). Every
+	# collection is logged to $dir/gc.log: under W3's load the serial collector stops the broker for 10-33 ms
+	# about every 1.6 s (docs/benchmarks.md, "The broker's garbage collector").
+	jopts=(${KAFKA_GC_OPTS:--Xms256m -Xmx${KAFKA_HEAP:-768m} -XX:+UseSerialGC} -Djava.awt.headless=true "-Xlog:gc:file=$dir/gc.log:uptime"
 	       "-Dlog4j.configuration=file:$here/kafka/log4j.properties")
 	if [ ! -f "$dir/data/meta.properties" ]; then
 		cid=$(java -cp "$cp" "${jopts[@]}" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
