@@ -321,6 +321,16 @@ out:
 	free(hrs);
 }
 
+/* As long as they are of the same bot: a sandbox child gets no other bot's data in a frame
+ * (docs/threat-model.md). */
+size_t wk_run_group_end(const struct wk_result *res, size_t i, size_t m, int64_t now)
+{
+	size_t k = i + 1;
+	while (k < m && res[k].claimed->job.due_us <= now && res[k].claimed->job.bot_id == res[i].claimed->job.bot_id)
+		k++;
+	return k;
+}
+
 /* A job claimed ahead of its due time (--lookahead-ms) starts at that time, not before. */
 static void wait_for_due(const struct cm_job *j)
 {
@@ -363,11 +373,9 @@ int wk_run_jobs(const struct wk_run_ctx *ctx, struct wk_claimed *jobs, size_t n,
 			i++;
 			continue;
 		}
-		/* From the next job's due time on, every job due by then runs in one exchange. */
+		/* From the next job's due time on, the jobs due by then run in one exchange. */
 		wait_for_due(&res[i].claimed->job);
-		size_t k = i + 1;
-		for (int64_t now = cm_time_now_us(); k < m && res[k].claimed->job.due_us <= now;)
-			k++;
+		size_t k = wk_run_group_end(res, i, m, cm_time_now_us());
 		if (k - i == 1)
 			run_one(ctx, &res[i]);
 		else

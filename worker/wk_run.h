@@ -61,6 +61,11 @@ int wk_run_snapshot(const struct wk_run_ctx *ctx, struct wk_result *r, char *err
 /* The runtime request for job j on this state (lead and ticket may be NULL). A new reference. */
 json_t *wk_run_request(const struct cm_job *j, const json_t *bot, const json_t *lead, const json_t *ticket,
 		       const json_t *target);
+/*
+ * The end of the group of res[i..m) that runs in one exchange at time now (the first's due time or later):
+ * res[i] and the jobs after it that are due by now and of its bot (a frame never mixes bots). > i.
+ */
+size_t wk_run_group_end(const struct wk_result *res, size_t i, size_t m, int64_t now);
 /* "trigger 'demo_echo'" or "script 3". Returns buf. */
 const char *wk_run_label(const struct cm_job *j, char *buf, size_t n);
 
