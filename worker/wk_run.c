@@ -280,7 +280,7 @@ static void run_group(const struct wk_run_ctx *ctx, struct wk_result *res, size_
 {
 	char err[512] = "";
 	struct wk_host_run *hrs = calloc(n, sizeof(*hrs));
-	const struct wk_js_host **hosts = calloc(n, sizeof(*hosts));
+	const struct wk_js_host **hosts = calloc(n, sizeof(*hosts)); /* NOLINT(bugprone-sizeof-expression): pointers */
 	size_t *which = calloc(n, sizeof(*which)), k = 0;
 	json_t *reqs = json_array(), *replies = json_array();
 	if (!hrs || !hosts || !which || !reqs || !replies) {
