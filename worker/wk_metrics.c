@@ -37,6 +37,10 @@ struct cm_metric wk_m_claim_batch = {.name = "botjobs_worker_claim_batch_size",
 struct cm_metric wk_m_outbox_relayed = {.name = "botjobs_worker_outbox_relayed_total",
 					.help = "Outbox messages delivered to Kafka.",
 					.type = CM_METRIC_COUNTER};
+struct cm_metric wk_m_outbox_parsed = {
+	.name = "botjobs_worker_outbox_batches_parsed_total",
+	.help = "Outbox batch rows the batch reader refused, relayed after parsing them in full (expected: 0).",
+	.type = CM_METRIC_COUNTER};
 struct cm_metric wk_m_claimed = {.name = "botjobs_worker_jobs_claimed_total",
 				 .help = "Due jobs claimed (leased) by this worker.",
 				 .type = CM_METRIC_COUNTER};
@@ -89,7 +93,7 @@ void wk_metrics_init(void)
 				   &wk_m_runs_failed,	&wk_m_runs_skipped, &wk_m_runs_cancelled, &wk_m_runs_retry,
 				   &wk_m_lateness,	&wk_m_run_seconds,  &wk_m_claim_batch,	  &wk_m_outbox_relayed,
 				   &wk_m_leases_reaped, &wk_m_bcast_leads,  &wk_m_claimed,	  &wk_m_outbox_backlog,
-				   &wk_m_consumer_lag,	&wk_m_pruned};
+				   &wk_m_consumer_lag,	&wk_m_pruned,	    &wk_m_outbox_parsed};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		cm_metrics_register(all[i]);
 	for (size_t m = 0; m < WK_M_HOST_METHODS; m++)

@@ -9,7 +9,7 @@
 extern struct cm_metric wk_m_consumed, wk_m_deadlettered, wk_m_stored;
 extern struct cm_metric wk_m_runs_done, wk_m_runs_failed, wk_m_runs_skipped, wk_m_runs_cancelled, wk_m_runs_retry;
 extern struct cm_metric wk_m_lateness, wk_m_run_seconds, wk_m_claim_batch;
-extern struct cm_metric wk_m_outbox_relayed, wk_m_leases_reaped, wk_m_bcast_leads;
+extern struct cm_metric wk_m_outbox_relayed, wk_m_outbox_parsed, wk_m_leases_reaped, wk_m_bcast_leads;
 extern struct cm_metric wk_m_claimed, wk_m_outbox_backlog, wk_m_consumer_lag, wk_m_pruned;
 
 /* Calls of bot JavaScript to the host (wk_host.c): [method][outcome]. */

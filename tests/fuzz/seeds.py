@@ -2,7 +2,7 @@
 """
 seeds.py - writes the seed corpus of the fuzz targets (tests/fuzz/corpus/<target>/seed-*) from the inputs
 the other tests already use: the contract corpus (tests/contract/), the tables of the unit tests
-(tests/unit/test_job.c, test_time.c, test_frame.c, test_sandbox.c, test_host.c, test_js.c, test_js_api.c) and the requests of the
+(tests/unit/test_job.c, test_time.c, test_frame.c, test_sandbox.c, test_host.c, test_js.c, test_js_api.c, test_batch.c) and the requests of the
 integration tests. Deterministic; run it again after those change: `python3 tests/fuzz/seeds.py`.
 Inputs the fuzzers found (crashes, once fixed) live next to the seeds as found-* and are kept.
 """
@@ -210,7 +210,33 @@ def js_seeds():
     return seeds
 
 
+def pg_json(v):
+    """JSON as PostgreSQL prints a jsonb: ", " and ": " between tokens, names shortest first."""
+    if isinstance(v, dict):
+        keys = sorted(v, key=lambda k: (len(k.encode()), k.encode()))
+        return "{" + ", ".join(json.dumps(k, ensure_ascii=False) + ": " + pg_json(v[k]) for k in keys) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(pg_json(x) for x in v) + "]"
+    return json.dumps(v, ensure_ascii=False)
+
+
+def batch_seeds():
+    """Outbox batch rows: test_batch.c's texts, and event batches as the worker's SQL stores them."""
+    seeds = [s for s in c_strings((UNIT / "test_batch.c").read_text()) if s.startswith(b"[")]
+    at = "2027-01-15T08:00:00.000Z"
+    started = [{"key": f"900:{i}", "payload": {"v": 1, "type": "job.started", "job_id": UUID, "bot_id": 900,
+                                               "lead_id": i, "due_at": at, "run": 1, "worker": "w1", "at": at}}
+               for i in range(1, 4)]
+    done = [{"key": "900:-", "payload": {"v": 1, "type": "job.done", "job_id": UUID, "bot_id": 900, "lead_id": None,
+                                        "result": {"n": [1, 2.5, "é \"q\" \n"], "ok": True}, "at": at}},
+            {"key": None, "payload": {"v": 1, "type": "job.failed", "error": "TypeError: x is undefined",
+                                      "error_line": 3, "at": at}}]
+    seeds += [pg_json(started).encode(), pg_json(done).encode(), b"[]"]
+    return seeds
+
+
 if __name__ == "__main__":
+    write("batch", batch_seeds())
     write("request", request_seeds())
     write("envelope", envelope_seeds())
     write("run_at", run_at_seeds())

@@ -4,6 +4,7 @@ botjobs.jobs, botjobs.events, botjobs.outbound and botjobs.deadletter conform to
 schemas/ (test_contract.py checks the schemas themselves and the request rules without any server).
 """
 import json
+import re
 import uuid
 
 import pytest
@@ -101,6 +102,10 @@ def test_published_messages_conform(stack):
     types = {e["type"] for e in events}
     assert {"job.scheduled", "job.started", "job.done", "job.failed", "job.skipped"} <= types, types
     assert any(e.get("progress") and e["job_id"] == jobs["broadcast"] for e in events), "the broadcast's job.done"
+    # Every batch row of events came through the batch reader (wk_batch.h), none the slow way.
+    ms = [requests.get(w.http + "/metrics", timeout=5).text for w in stack.workers]
+    assert any(re.search(r"^botjobs_worker_outbox_relayed_total [1-9]", m, re.M) for m in ms), ms
+    assert all(re.search(r"^botjobs_worker_outbox_batches_parsed_total 0$", m, re.M) for m in ms), ms
 
     # The broadcast's status shows its progress.
     r = stack.api("GET", f"/api/v1/bots/1/jobs/{jobs['broadcast']}")
