@@ -7,9 +7,9 @@
  * waits.
  *
  * Lookahead: the thread wakes --lookahead-ms before the next due time and claims the jobs due by then; the
- * run of each waits for its due time (wk_run_jobs). The claim, the hand-back check and the state snapshot
- * (three round trips, ~1-2 ms, more on a busy database) then happen before the due time instead of after
- * it; the completer (below) commits a batch while the next one is claimed and run. The
+ * run of each waits for its due time (wk_run_jobs). The claim (the claim lock, the claim, its commit: three
+ * short round trips) and the state snapshot (one; together ~1-2 ms, more on a busy database) then happen
+ * before the due time instead of after it; the completer (below) commits a batch while the next one is claimed and run. The
  * price: such a job is 'running' (its lead blocked) for up to that long before it starts, and a cancel
  * that reaches the database in that window no longer stops it (as for a run under way).
  */

@@ -237,6 +237,20 @@ int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_si
  * A job claimed ahead of its due time does not start before it (wk_run_jobs waits), so the claim's round
  * trips are not part of its lateness; job.started says when the run starts, never before the due time.
  */
+/*
+ * Claims are serialized: each takes this transaction-level advisory lock before its statement starts, so
+ * its snapshot sees every claim before it, and IS_LEAD_HEAD, judged in that snapshot, never misses a
+ * running job of the lead. Without it, a claim whose snapshot predates another worker's claim of a job of
+ * the same lead did not see that job running, and both ran at once (chaos harness: a job stored while
+ * another worker's claim of a later one of its lead was under way); each worker then had to look again after
+ * its claim committed and hand such jobs back — a probe of the lead's index per claimed job (~20 µs each,
+ * 8 % of PostgreSQL's time in W1). Only a claim makes a job running (ingest, hand-backs, the reaper and
+ * completions make jobs scheduled or finished), so one claim at a time is enough. Serialized claims also no
+ * longer walk over each other's locked candidates (W1b, bench/profile.py: claim 99 -> 83 ms per 1,000 jobs).
+ * A claim holds the lock ~5-30 ms; the other workers' claims wait that long.
+ */
+#define CLAIM_LOCK "7474420004"
+
 static const char CLAIM_SQL[] =
 	"WITH c AS ("
 	"  SELECT j.job_id FROM jobs j"
@@ -264,55 +278,6 @@ static const char CLAIM_SQL[] =
 	"       to_json(add_tags)::text, to_json(remove_tags)::text, attempts, runs,"
 	"       (extract(epoch FROM accepted_at) * 1000000)::bigint, bcast_cursor"
 	" FROM u ORDER BY due_at";
-
-/*
- * IS_LEAD_HEAD is judged in the claim's snapshot: a job of the lead stored or claimed by another worker
- * after that snapshot was taken is not seen, and two workers can each claim one job of a lead (chaos
- * harness: a job stored while another worker's claim of a later one of its lead was under way). So once
- * the claim has committed, a new snapshot looks again: a claimed job whose lead has another running job
- * is handed back at once. Of two overlapping claims the later-committed one always sees the other, so at
- * most one run per lead goes ahead; the handed-back job is claimed again when that run completes (its
- * NOTIFY). The EXISTS is a subplan (OFFSET 0) probing the lead's index once per claimed job (LEAD_RUNNING:
- * through jobs_lease, 14 ms for a hand-back of 256 that handed back none).
- */
-static const char YIELD_SQL[] =
-	"UPDATE jobs j SET state = 'scheduled', attempts = greatest(j.attempts - 1, 0), lease_owner = NULL,"
-	"       lease_until = NULL, updated_at = now()"
-	" WHERE j.job_id = ANY ($2::uuid[]) AND j.lease_owner = $1 AND j.state = 'running' AND j.lead_id IS NOT NULL"
-	"   AND EXISTS (SELECT 1 FROM jobs r WHERE r.bot_id = j.bot_id AND r.lead_id = j.lead_id"
-	"               AND" LEAD_RUNNING " AND r.job_id <> j.job_id OFFSET 0)"
-	" RETURNING j.job_id::text";
-
-/* Hands back the claimed jobs (rows of r) whose lead another worker runs meanwhile; *yielded gets a new
- * result whose rows are their ids. */
-static int yield_overlapping(PGconn *c, const char *worker, PGresult *r, PGresult **yielded, char *errstr,
-			     size_t errstr_size)
-{
-	int rows = PQntuples(r);
-	size_t len = 3 + (size_t)rows * 38;
-	char *ids = malloc(len), *w = ids;
-	if (!ids) {
-		snprintf(errstr, errstr_size, "out of memory");
-		return -1;
-	}
-	*w++ = '{';
-	for (int i = 0; i < rows; i++)
-		w += sprintf(w, "%s%s", i ? "," : "", PQgetvalue(r, i, 0)); /* a uuid: 36 characters */
-	*w++ = '}';
-	*w = '\0';
-	const char *p[] = {worker, ids};
-	*yielded = cm_pg_query_prepared(c, "bj_claim_yield", YIELD_SQL, 2, p, errstr, errstr_size);
-	free(ids);
-	return *yielded ? 0 : -1;
-}
-
-static int was_yielded(PGresult *y, const char *job_id)
-{
-	for (int i = 0; i < PQntuples(y); i++)
-		if (strcmp(PQgetvalue(y, i, 0), job_id) == 0)
-			return 1;
-	return 0;
-}
 
 static char **tags_from_json(const char *text, size_t *n)
 {
@@ -344,37 +309,31 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 	const char *p[] = {worker, lease, lim, events ? "true" : "false", ahead};
 	*out = NULL;
 	*n = 0;
-	PGresult *r = cm_pg_query_prepared(c, "bj_claim", CLAIM_SQL, 5, p, errstr, errstr_size);
-	if (!r)
+	/* One claim at a time across all workers (CLAIM_LOCK); the claim statement's snapshot is taken once
+	 * the lock is held, so it sees every claim before it. */
+	if (cm_pg_exec(c, "BEGIN; SELECT pg_advisory_xact_lock(" CLAIM_LOCK ")", errstr, errstr_size) == -1) {
+		cm_pg_exec_quiet(c, "ROLLBACK");
 		return -1;
+	}
+	PGresult *r = cm_pg_query_prepared(c, "bj_claim", CLAIM_SQL, 5, p, errstr, errstr_size);
+	if (!r || cm_pg_exec(c, "COMMIT", errstr, errstr_size) == -1) {
+		PQclear(r);
+		cm_pg_exec_quiet(c, "ROLLBACK"); /* nothing claimed (a failed COMMIT: the lease runs out) */
+		return -1;
+	}
 	int rows = PQntuples(r);
 	if (rows == 0) {
 		PQclear(r);
 		return 0;
 	}
-	PGresult *y = NULL;
-	if (yield_overlapping(c, worker, r, &y, errstr, errstr_size) == -1) {
-		PQclear(r); /* the claimed jobs run again after their lease */
-		return -1;
-	}
-	int kept = rows - PQntuples(y);
-	if (kept == 0) {
-		PQclear(y);
-		PQclear(r);
-		return 0;
-	}
-	struct wk_claimed *jobs = calloc((size_t)kept, sizeof(*jobs));
+	struct wk_claimed *jobs = calloc((size_t)rows, sizeof(*jobs));
 	if (!jobs) {
-		PQclear(y);
-		PQclear(r);
+		PQclear(r); /* the claimed jobs run again after their lease */
 		snprintf(errstr, errstr_size, "out of memory");
 		return -1;
 	}
-	int k = 0;
 	for (int i = 0; i < rows; i++) {
-		if (was_yielded(y, PQgetvalue(r, i, 0)))
-			continue;
-		struct wk_claimed *cj = &jobs[k++];
+		struct wk_claimed *cj = &jobs[i];
 		struct cm_job *j = &cj->job;
 		snprintf(j->job_id, sizeof(j->job_id), "%s", PQgetvalue(r, i, 0));
 		j->bot_id = int_or_zero(r, i, 1);
@@ -397,10 +356,9 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 		j->accepted_us = int_or_zero(r, i, 15);
 		cj->bcast_cursor = int_or_zero(r, i, 16);
 	}
-	PQclear(y);
 	PQclear(r);
 	*out = jobs;
-	*n = (size_t)kept;
+	*n = (size_t)rows;
 	return 0;
 }
 

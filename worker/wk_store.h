@@ -45,8 +45,9 @@ int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_si
 /*
  * Claims up to max jobs due within lookahead_ms from now for worker (lease of lease_sec), in due order, at
  * most one per lead and only a lead's earliest pending job (so a lead's runs never overlap and keep due
- * order). Commits. *out gets a new array of *n jobs (wk_claimed_free it). A job claimed ahead must not start
- * before its due_us (wk_run_jobs waits for it).
+ * order). One claim at a time across all workers (an advisory lock, wk_store.c: CLAIM_LOCK), so that no claim
+ * misses another's. Commits. *out gets a new array of *n jobs (wk_claimed_free it). A job claimed ahead must
+ * not start before its due_us (wk_run_jobs waits for it).
  */
 int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int lookahead_ms, int events,
 		   struct wk_claimed **out, size_t *n, char *errstr, size_t errstr_size) CM_MUSTCHECK;

@@ -505,9 +505,10 @@ def test_a_job_stored_while_a_later_one_of_its_lead_runs_waits_for_that_run(make
 def test_two_workers_never_run_one_lead_at_once_even_when_a_claim_overlooks_a_new_job(make_stack):
     """The claim judges "is this the lead's head?" in its snapshot. If job b (due earlier) is stored
     while another worker's claim of job a is under way, that claim does not see b, the other worker
-    claims b meanwhile, and both ran at once: one run's writes were lost (chaos harness, scenario none:
+    claimed b meanwhile, and both ran at once: one run's writes were lost (chaos harness, scenario none:
     a claim 5 ms before the other run committed). A trigger stretches a's claim statement to 1.5 s to
-    open that window every time; a's claim must hand a back once it sees b running."""
+    open that window every time. Claims are serialized (wk_store.c: CLAIM_LOCK): the other worker's claim
+    waits for a's, then sees a running, so b (slow) runs after a, never beside it."""
     s = make_stack(worker_args=["--script-timeout-ms=10000"])
     add_trigger(s, "slow_append", "var seq = lead.getJsonAttr('seq') || [];\n"
                                   "if (request.json.slow) { var until = Date.now() + 2500; while (Date.now() < until) {} }\n"
@@ -530,10 +531,10 @@ def test_two_workers_never_run_one_lead_at_once_even_when_a_claim_overlooks_a_ne
           b["job_id"], due - dt.timedelta(milliseconds=10))
     s.wait_job(b["job_id"], timeout=30)
     s.wait_job(a["job_id"], timeout=30)
-    (_, _, _, b_finished, _), = runs_of(s, b["job_id"])
-    (_, _, a_started, _, _), = runs_of(s, a["job_id"])
-    assert a_started >= b_finished, f"a started {a_started} while b ran (until {b_finished})"
-    assert s.lead(1)["attributes"]["seq"] == ["b", "a"], "both runs' writes, in commit order"
+    (_, _, _, a_finished, _), = runs_of(s, a["job_id"])
+    (_, _, b_started, _, _), = runs_of(s, b["job_id"])
+    assert b_started >= a_finished, f"b started {b_started} while a ran (until {a_finished})"
+    assert s.lead(1)["attributes"]["seq"] == ["a", "b"], "both runs' writes, in commit order"
 
 
 def test_an_outbox_backlog_of_big_batch_rows_is_relayed_whole_in_bounded_passes(stack):
