@@ -168,7 +168,7 @@ static int serve_run(struct wk_js_engine *engine, struct proxy *px, const json_t
 			reqs ? json_incref(json_array_get(reqs, i)) : wk_js_lead_request(req, json_array_get(leads, i));
 		px->name = json_string_value(json_object_get(r, "name"));
 		px->called = 0;
-		int64_t started = cm_time_now_us();
+		int64_t started = reqs ? cm_time_now_us() : 0; /* a request's own start; a lead's is unused */
 		json_t *reply = r ? wk_js_engine_run(engine, r, host) : NULL;
 		json_decref(r);
 		if (!reply)
@@ -187,6 +187,28 @@ static int serve_run(struct wk_js_engine *engine, struct proxy *px, const json_t
 			return CM_FRAME_ERROR;
 	}
 	return flush_held(px);
+}
+
+/* What is wrong with a frame that should be a run frame ("" for another type), or NULL. */
+static const char *run_frame_error(const char *type, const json_t *req, const json_t *leads, const json_t *reqs)
+{
+	if (!type || strcmp(type, "run") != 0)
+		return "";
+	if (reqs) {
+		if (req || leads)
+			return " with reqs and req or leads";
+		if (!json_is_array(reqs) || !json_array_size(reqs))
+			return " with reqs not a non-empty array";
+		for (size_t i = 0; i < json_array_size(reqs); i++)
+			if (!json_is_object(json_array_get(reqs, i)))
+				return " with a request in reqs that is not an object";
+		return NULL;
+	}
+	if (!json_is_object(req))
+		return " without a req";
+	if (leads && !json_is_array(leads))
+		return " with leads not an array";
+	return NULL;
 }
 
 /* Serves run frames until the parent closes the socket; returns the exit status. */
@@ -208,17 +230,7 @@ static int serve_loop(struct wk_js_engine *engine, struct proxy *px, const struc
 		json_t *v = json_object_get(m, "v");
 		const json_t *req = json_object_get(m, "req"), *leads = json_object_get(m, "leads");
 		const json_t *reqs = json_object_get(m, "reqs");
-		const char *bad =
-			!type || strcmp(type, "run") != 0 ? ""
-			: reqs				  ? (req || leads				      ? " with reqs and req or leads"
-							     : !json_is_array(reqs) || !json_array_size(reqs) ? " with reqs not a non-empty array"
-													      : NULL)
-			: !json_is_object(req)		  ? " without a req"
-			: leads && !json_is_array(leads)  ? " with leads not an array"
-							  : NULL;
-		for (size_t i = 0; !bad && reqs && i < json_array_size(reqs); i++)
-			if (!json_is_object(json_array_get(reqs, i)))
-				bad = " with a request in reqs that is not an object";
+		const char *bad = run_frame_error(type, req, leads, reqs);
 		if (bad) {
 			cm_log_error("sandbox %d: expected a run frame, got type %s%s", (int)getpid(),
 				     type ? type : "none", bad);

@@ -1010,3 +1010,68 @@ Test(sandbox, a_child_refuses_a_run_of_another_protocol_version)
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 3, "got wait status %#x, want exit 3", (unsigned)status);
 	close(h.sock), close(h.lifeline);
 }
+
+/* ---- the real child refuses a malformed run frame ---- */
+
+/* Starts the real child on a socket, reads its hello, sends frame, and returns its exit status; its
+ * stderr (the logged reason) goes to log. */
+static int child_on_frame(const char *frame, char *log, size_t log_size)
+{
+	int sv[2], lp[2], ep[2];
+	cr_assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 && pipe(lp) == 0 && pipe(ep) == 0);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(sv[1], WK_SANDBOX_FD);
+		dup2(lp[0], WK_SANDBOX_LIFELINE);
+		dup2(ep[1], 2);
+		for (int fd = WK_SANDBOX_LIFELINE + 1; fd < 64; fd++)
+			close(fd);
+		execl(BOTJOBS_SANDBOX_BIN, BOTJOBS_SANDBOX_BIN, "--log-format=text", (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	close(lp[0]);
+	close(ep[1]);
+	char err[300];
+	json_t *hello = NULL, *m = json_loads(frame, 0, NULL);
+	cr_assert(m, "%s", frame);
+	int64_t deadline = cm_time_mono_us() + 10 * CM_US_PER_SEC;
+	cr_assert_eq(cm_frame_read(sv[0], WK_SANDBOX_FRAME_MAX, deadline, &hello, err, sizeof(err)), CM_FRAME_OK, "%s",
+		     err);
+	cr_assert_eq(cm_frame_write(sv[0], m, WK_SANDBOX_FRAME_MAX, deadline, err, sizeof(err)), CM_FRAME_OK, "%s",
+		     err);
+	int status = 0;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	ssize_t n = read(ep[0], log, log_size - 1);
+	log[n > 0 ? n : 0] = '\0';
+	json_decref(hello);
+	json_decref(m);
+	close(sv[0]);
+	close(lp[1]);
+	close(ep[0]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(sandbox, the_child_refuses_a_malformed_run_frame_and_says_why)
+{
+	static const struct {
+		const char *frame, *reason;
+	} cases[] = {
+		{"{\"type\":\"ping\",\"v\":3}", "got type ping"},
+		{"{\"v\":3}", "got type none"},
+		{"{\"type\":\"run\",\"v\":3,\"reqs\":[{\"code\":\"1\"}],\"req\":{}}", "with reqs and req or leads"},
+		{"{\"type\":\"run\",\"v\":3,\"reqs\":[]}", "with reqs not a non-empty array"},
+		{"{\"type\":\"run\",\"v\":3,\"reqs\":{}}", "with reqs not a non-empty array"},
+		{"{\"type\":\"run\",\"v\":3,\"reqs\":[{},2]}", "with a request in reqs that is not an object"},
+		{"{\"type\":\"run\",\"v\":3}", "without a req"},
+		{"{\"type\":\"run\",\"v\":3,\"req\":{},\"leads\":{}}", "with leads not an array"},
+		{"{\"type\":\"run\",\"v\":2,\"req\":{}}", "of protocol version 2, mine is 3"},
+	};
+	char log[4096];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_expect_eq(child_on_frame(cases[i].frame, log, sizeof(log)), 3, "%s: exit status 3 (protocol)",
+			     cases[i].frame);
+		cr_expect(strstr(log, cases[i].reason), "%s: wanted '%s' in: %s", cases[i].frame, cases[i].reason, log);
+	}
+}
