@@ -17,6 +17,7 @@
 #include "cm_log.h"
 #include "cm_pg.h"
 #include "cm_time.h"
+#include "wk_events.h"
 #include "wk_metrics.h"
 #include "wk_run.h"
 #include "wk_sql.h"
@@ -75,18 +76,12 @@ static const char APPLY_SQL[] =
 	"         CASE WHEN outcome = 'done' THEN result END, $2"
 	"  FROM ok WHERE final <> 'retry'"
 	"), ob AS (" WK_SQL_OUTBOX_MESSAGES("ok")
-	"), ev AS ("
-	"  INSERT INTO outbox (topic, key, payload)" /* one row for the batch's events (wk_outbox.h) */
-	"  SELECT 'events', NULL, jsonb_agg(jsonb_build_object('key', ok.bot_id || ':' || coalesce(ok.lead_id::text, '-'),"
-	"         'payload', jsonb_strip_nulls(jsonb_build_object('v', 1, 'type', 'job.' || ok.final,"
-	"           'job_id', ok.job_id, 'bot_id', ok.bot_id, 'lead_id', ok.lead_id, 'run', ok.run_no,"
-	"           'due_at', botjobs_ts(ok.due_at), 'started_at', botjobs_ts(ok.started_at),"
-	"           'finished_at', botjobs_ts(ok.finished_at), 'error', ok.error, 'state', ok.new_state,"
-	"           'next_due_at', CASE WHEN ok.new_state = 'scheduled' THEN botjobs_ts(ok.next_due_at) END,"
-	"           'at', botjobs_ts(clock_timestamp())))) ORDER BY ok.started_at, ok.job_id)"
-	"  FROM ok WHERE $3::boolean AND ok.final <> 'retry' HAVING count(*) > 0"
 	")"
-	"SELECT job_id, new_state, (extract(epoch FROM next_due_at) * 1000000)::bigint, run_no, final FROM ok";
+	"SELECT job_id, new_state, (extract(epoch FROM next_due_at) * 1000000)::bigint, run_no, final, bot_id,"
+	"       lead_id, (extract(epoch FROM due_at) * 1000000)::bigint,"
+	"       (extract(epoch FROM started_at) * 1000000)::bigint, (extract(epoch FROM finished_at) * 1000000)::bigint,"
+	"       error"
+	" FROM ok ORDER BY started_at, job_id";
 /* clang-format on */
 #pragma GCC diagnostic pop
 
@@ -217,15 +212,42 @@ static json_t *apply_rows(const struct wk_run_ctx *ctx, json_t *rows, char *errs
 		snprintf(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
-	const char *p[] = {text, ctx->worker_id, ctx->events ? "true" : "false"};
-	PGresult *res = cm_pg_query_prepared(ctx->conn, "bj_apply", APPLY_SQL, 3, p, errstr, errstr_size);
+	const char *p[] = {text, ctx->worker_id};
+	PGresult *res = cm_pg_query_prepared(ctx->conn, "bj_apply", APPLY_SQL, 2, p, errstr, errstr_size);
 	free(text);
 	if (!res)
 		return NULL;
 	json_t *done = json_object();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_object_set_new(done, PQgetvalue(res, i, 0), json_string(PQgetvalue(res, i, 4)));
+	struct wk_events ev = {0};
+	int64_t now = cm_time_now_us();
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *final = PQgetvalue(res, i, 4);
+		json_object_set_new(done, PQgetvalue(res, i, 0), json_string(final));
+		if (!ctx->events || strcmp(final, "retry") == 0) /* an infrastructure retry has no event */
+			continue;
+		struct wk_event_end e = {
+			.job_id = PQgetvalue(res, i, 0),
+			.final = final,
+			.state = PQgetvalue(res, i, 1),
+			.next_due_us = strtoll(PQgetvalue(res, i, 2), NULL, 10),
+			.run = atoi(PQgetvalue(res, i, 3)),
+			.bot_id = strtoll(PQgetvalue(res, i, 5), NULL, 10),
+			.lead_id = PQgetisnull(res, i, 6) ? 0 : strtoll(PQgetvalue(res, i, 6), NULL, 10),
+			.due_us = strtoll(PQgetvalue(res, i, 7), NULL, 10),
+			.started_us = strtoll(PQgetvalue(res, i, 8), NULL, 10),
+			.finished_us = strtoll(PQgetvalue(res, i, 9), NULL, 10),
+			.error = PQgetisnull(res, i, 10) ? NULL : PQgetvalue(res, i, 10),
+		};
+		wk_events_end(&ev, &e, now);
+	}
+	/* The runs' events, in the completion's transaction (one outbox row, wk_events.h). */
+	int rc = wk_events_insert(ctx->conn, &ev, errstr, errstr_size);
+	wk_events_free(&ev);
 	PQclear(res);
+	if (rc == -1) {
+		json_decref(done);
+		return NULL;
+	}
 	return done;
 }
 

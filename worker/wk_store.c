@@ -12,6 +12,7 @@
 #include "cm_log.h"
 #include "cm_pg.h"
 #include "cm_time.h"
+#include "wk_events.h"
 #include "wk_store.h"
 
 void wk_claimed_free(struct wk_claimed *c, size_t n)
@@ -255,7 +256,7 @@ static const char CLAIM_SQL[] =
 	"WITH c AS ("
 	"  SELECT j.job_id FROM jobs j"
 	"  WHERE j.state = 'scheduled'"
-	"    AND j.due_at <= statement_timestamp() + $5::integer * interval '1 millisecond' AND" IS_LEAD_HEAD
+	"    AND j.due_at <= statement_timestamp() + $4::integer * interval '1 millisecond' AND" IS_LEAD_HEAD
 	"  ORDER BY j.due_at, j.job_id LIMIT $3 FOR UPDATE SKIP LOCKED"
 	"), u AS ("
 	"  UPDATE jobs j SET state = 'running', lease_owner = $1,"
@@ -263,15 +264,6 @@ static const char CLAIM_SQL[] =
 	"         attempts = j.attempts + 1, updated_at = now()"
 	"  WHERE j.job_id = ANY (ARRAY(SELECT job_id FROM c))" /* by the primary key: never a scan of jobs */
 	"  RETURNING j.*"
-	"), ev AS ("
-	"  INSERT INTO outbox (topic, key, payload)" /* one row for the batch's events (wk_outbox.h) */
-	"  SELECT 'events', NULL, jsonb_agg(jsonb_build_object('key', u.bot_id || ':' || coalesce(u.lead_id::text, "
-	"'-'),"
-	"         'payload', jsonb_build_object('v', 1, 'type', 'job.started', 'job_id', u.job_id, 'bot_id', u.bot_id,"
-	"                            'lead_id', u.lead_id, 'due_at', botjobs_ts(u.due_at), 'run', u.runs + 1,"
-	"                            'worker', $1, 'at', botjobs_ts(greatest(clock_timestamp(), u.due_at)))) ORDER BY "
-	"u.due_at, u.job_id)"
-	"  FROM u WHERE $4::boolean AND u.bcast_cursor IS NULL HAVING count(*) > 0"
 	")"
 	"SELECT job_id, bot_id, lead_id, ticket_id, target_kind, target_id, target_code,"
 	"       (extract(epoch FROM due_at) * 1000000)::bigint, period_sec, condition, params::text,"
@@ -306,7 +298,7 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 	snprintf(lease, sizeof(lease), "%d", lease_sec);
 	snprintf(lim, sizeof(lim), "%zu", max);
 	snprintf(ahead, sizeof(ahead), "%d", lookahead_ms);
-	const char *p[] = {worker, lease, lim, events ? "true" : "false", ahead};
+	const char *p[] = {worker, lease, lim, ahead};
 	*out = NULL;
 	*n = 0;
 	/* One claim at a time across all workers (CLAIM_LOCK); the claim statement's snapshot is taken once
@@ -315,21 +307,14 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 		cm_pg_exec_quiet(c, "ROLLBACK");
 		return -1;
 	}
-	PGresult *r = cm_pg_query_prepared(c, "bj_claim", CLAIM_SQL, 5, p, errstr, errstr_size);
-	if (!r || cm_pg_exec(c, "COMMIT", errstr, errstr_size) == -1) {
+	PGresult *r = cm_pg_query_prepared(c, "bj_claim", CLAIM_SQL, 4, p, errstr, errstr_size);
+	int rows = r ? PQntuples(r) : 0;
+	struct wk_claimed *jobs = rows ? calloc((size_t)rows, sizeof(*jobs)) : NULL;
+	if (!r || (rows && !jobs)) {
+		if (r)
+			snprintf(errstr, errstr_size, "out of memory");
 		PQclear(r);
-		cm_pg_exec_quiet(c, "ROLLBACK"); /* nothing claimed (a failed COMMIT: the lease runs out) */
-		return -1;
-	}
-	int rows = PQntuples(r);
-	if (rows == 0) {
-		PQclear(r);
-		return 0;
-	}
-	struct wk_claimed *jobs = calloc((size_t)rows, sizeof(*jobs));
-	if (!jobs) {
-		PQclear(r); /* the claimed jobs run again after their lease */
-		snprintf(errstr, errstr_size, "out of memory");
+		cm_pg_exec_quiet(c, "ROLLBACK"); /* nothing claimed */
 		return -1;
 	}
 	for (int i = 0; i < rows; i++) {
@@ -356,7 +341,20 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 		j->accepted_us = int_or_zero(r, i, 15);
 		cj->bcast_cursor = int_or_zero(r, i, 16);
 	}
+	/* job.started, in the claim's transaction; not for a broadcast's next chunk (it started before) */
+	struct wk_events ev = {0};
+	int64_t now = cm_time_now_us();
+	for (int i = 0; events && i < rows; i++)
+		if (PQgetisnull(r, i, 16))
+			wk_events_started(&ev, &jobs[i], worker, now);
 	PQclear(r);
+	int rc = wk_events_insert(c, &ev, errstr, errstr_size);
+	wk_events_free(&ev);
+	if (rc == -1 || cm_pg_exec(c, "COMMIT", errstr, errstr_size) == -1) {
+		cm_pg_exec_quiet(c, "ROLLBACK"); /* nothing claimed (a failed COMMIT: the lease runs out) */
+		wk_claimed_free(jobs, (size_t)rows);
+		return -1;
+	}
 	*out = jobs;
 	*n = (size_t)rows;
 	return 0;

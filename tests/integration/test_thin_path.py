@@ -48,9 +48,22 @@ def test_schedule_runs_the_trigger_at_its_due_time_and_not_before(stack):
     assert msgs[0].key() == b"1:1"
     assert parse_ts(m["created_at"]) >= due
 
-    events = [json.loads(e.value()) for e in stack.messages("events", min_count=3)]
-    mine = [e["type"] for e in events if e.get("job_id") == job_id]
-    assert mine == ["job.scheduled", "job.started", "job.done"], mine
+    got = [(m.key(), json.loads(m.value())) for m in stack.messages("events", min_count=3)]
+    mine = [(k, e) for k, e in got if e.get("job_id") == job_id]
+    assert [e["type"] for _, e in mine] == ["job.scheduled", "job.started", "job.done"], mine
+    assert all(k == b"1:1" for k, _ in mine), mine
+    # The events of the claim and the completion (built by the worker, wk_events.c) say what job_runs says,
+    # to the millisecond.
+    ms = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    run_started, run_finished, _, worker = started[0]
+    (_, st), (_, done) = mine[1], mine[2]
+    assert st == {"v": 1, "type": "job.started", "job_id": job_id, "bot_id": 1, "lead_id": 1,
+                  "due_at": ms(due), "run": 1, "worker": worker, "at": st["at"]}, st
+    assert due <= parse_ts(st["at"]) <= run_started + dt.timedelta(milliseconds=1), st
+    assert done == {"v": 1, "type": "job.done", "job_id": job_id, "bot_id": 1, "lead_id": 1, "run": 1,
+                    "due_at": ms(due), "started_at": ms(run_started), "finished_at": ms(run_finished),
+                    "state": "done", "at": done["at"]}, done
+    assert parse_ts(done["at"]) >= run_finished - dt.timedelta(milliseconds=1), done
 
 
 def test_the_same_message_twice_and_a_full_redelivery_make_one_job(stack):
