@@ -204,10 +204,16 @@ def loadgen(s, token, conns, rate, secs, records=None, drain=10, leads=1000):
 
 def http_stack(b, workers, mem):
     s = b.stack(leads=1000)
-    token = s.ctl("token", "create", "Bench Co", "bench").strip()
-    p = s.start_producer(*PRODUCER_ARGS)
-    mem.watch(p.p.pid, "producer")
-    start_workers(s, workers, mem)
+    try:
+        token = s.ctl("token", "create", "Bench Co", "bench").strip()
+        p = s.start_producer(*PRODUCER_ARGS)
+        mem.watch(p.p.pid, "producer")
+        start_workers(s, workers, mem)
+    except BaseException:
+        # A worker that did not start (e.g. a bad BOTJOBS_* setting) left the producer running for good.
+        mem.stop()
+        s.close()
+        raise
     return s, token
 
 
