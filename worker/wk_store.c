@@ -251,6 +251,7 @@ int wk_store_next_due(PGconn *c, int64_t *due_us, char *errstr, size_t errstr_si
  * A claim holds the lock ~5-30 ms; the other workers' claims wait that long.
  */
 #define CLAIM_LOCK "7474420004"
+#define CLAIM_IDLE_MAX "5s" /* the longest a claim transaction may wait for its worker between statements */
 
 static const char CLAIM_SQL[] =
 	"WITH c AS ("
@@ -302,8 +303,14 @@ int wk_store_claim(PGconn *c, const char *worker, int lease_sec, size_t max, int
 	*out = NULL;
 	*n = 0;
 	/* One claim at a time across all workers (CLAIM_LOCK); the claim statement's snapshot is taken once
-	 * the lock is held, so it sees every claim before it. */
-	if (cm_pg_exec(c, "BEGIN; SELECT pg_advisory_xact_lock(" CLAIM_LOCK ")", errstr, errstr_size) == -1) {
+	 * the lock is held, so it sees every claim before it. A worker stopped inside its claim transaction
+	 * (SIGSTOP, a frozen VM) would hold every other worker's claims for as long as it stays stopped:
+	 * PostgreSQL ends its session after CLAIM_IDLE_MAX idle in the transaction (it rolls back: nothing was
+	 * claimed), and the lock is free again. */
+	if (cm_pg_exec(c,
+		       "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '" CLAIM_IDLE_MAX "';"
+		       " SELECT pg_advisory_xact_lock(" CLAIM_LOCK ")",
+		       errstr, errstr_size) == -1) {
 		cm_pg_exec_quiet(c, "ROLLBACK");
 		return -1;
 	}

@@ -537,6 +537,40 @@ def test_two_workers_never_run_one_lead_at_once_even_when_a_claim_overlooks_a_ne
     assert s.lead(1)["attributes"]["seq"] == ["a", "b"], "both runs' writes, in commit order"
 
 
+def test_a_worker_stopped_inside_its_claim_does_not_hold_the_other_workers_claims(make_stack):
+    """Claims take turns (wk_store.c: CLAIM_LOCK). A worker stopped (SIGSTOP, a frozen VM) inside its claim
+    transaction would hold every other worker's claims for as long as it stays stopped; PostgreSQL ends its
+    session after CLAIM_IDLE_MAX (5 s) idle in that transaction, its claim rolls back, and the others go
+    on: here job a, whose claim the stopped worker had made, and job b both run on the other worker, once
+    each, while the first is still stopped."""
+    s = make_stack()
+    s.sql("CREATE FUNCTION slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$"
+          " BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$")
+    s.sql("CREATE TRIGGER slow_claim BEFORE UPDATE ON jobs FOR EACH ROW WHEN"
+          " (OLD.state = 'scheduled' AND NEW.state = 'running' AND NEW.params->>'n' = 'a') EXECUTE FUNCTION slow_claim()")
+    first = s.start_worker()
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, params)"
+          " VALUES (%s, 1, 1, 'trigger', 'demo_echo', now(), '{\"n\": \"a\", \"text\": \"a\"}')", a)
+    wait_for(lambda: s.sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")[0][0] == 1, 10,
+             interval=0.02, what="the first worker's claim of a, asleep in its trigger")
+    first.p.send_signal(signal.SIGSTOP)
+    try:
+        s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, due_at, params)"
+              " VALUES (%s, 1, 2, 'trigger', 'demo_echo', now(), '{\"text\": \"b\"}')", b)
+        second = s.start_worker()
+        s.wait_job(b, timeout=25)
+        s.wait_job(a, timeout=25)
+        assert first.p.poll() is None, "the first worker is still there, stopped"
+        for job in (a, b):
+            runs = s.sql("SELECT worker FROM job_runs WHERE job_id = %s", job)
+            assert [r[0] for r in runs] == [second.name.replace("worker", "w") + "-" + s.tag], (job, runs)
+    finally:
+        first.p.send_signal(signal.SIGCONT)
+    time.sleep(2)  # it finds its session gone, and must not run a again
+    assert s.sql("SELECT count(*) FROM job_runs WHERE job_id = %s", a)[0][0] == 1
+
+
 def test_an_outbox_backlog_of_big_batch_rows_is_relayed_whole_in_bounded_passes(stack):
     """After a Kafka outage at a high ingest rate the outbox holds many batch rows of up to 1,000 events
     each. A relay pass reads rows up to ~2 MiB of stored payload (wk_outbox.c: PASS_BYTES_MAX), not its
