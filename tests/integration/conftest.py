@@ -305,6 +305,16 @@ class Stack:
             raise AssertionError(f"job {job_id}: {self.job(job_id)}\n" +
                                  "\n".join(f"--- {p.name}\n{p.tail()}" for p in self.procs))
 
+    def settle(self, body, bot=1):
+        """Schedules body (a marker job) and waits until it is stored. Its Kafka key is its bot and lead, so it
+        shares a partition with every earlier job of that lead: once it is stored, they were all consumed.
+        Returns the marker's job id (to leave it out of counts)."""
+        r = self.schedule(body, bot=bot)
+        assert r.status_code == 202, r.text
+        marker = r.json()["job_id"]
+        self.wait_job(marker, states=("scheduled", "running", "done", "failed"))
+        return marker
+
     def lead(self, lead_id, bot=1):
         rows = self.sql("SELECT attributes, tags, status_id FROM leads WHERE bot_id = %s AND id = %s", bot, lead_id)
         return dict(zip(("attributes", "tags", "status_id"), rows[0])) if rows else None
