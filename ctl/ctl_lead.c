@@ -76,7 +76,7 @@ struct import {
 	PGconn *c;
 	FILE *f;
 	struct ctl_leadfile *lf;
-	struct ctl_buf copy;
+	struct cm_buf copy;
 	struct progress pg;
 	long records, good, bad, inserted, updated, repeated;
 	json_t *bad_lines; /* [{"line":N,"error":"…"}] */
@@ -286,7 +286,7 @@ out:
 	if (im.f && im.f != stdin)
 		fclose(im.f);
 	cm_pg_close(im.c);
-	ctl_buf_free(&im.copy);
+	cm_buf_free(&im.copy);
 	json_decref(im.bad_lines);
 	return rc;
 }

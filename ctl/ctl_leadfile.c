@@ -34,53 +34,13 @@ struct ctl_leadfile {
 	size_t ncols;
 	int *coltype;
 	char **colname;
-	struct ctl_buf rec; /* the fields of the current record, each NUL-terminated */
+	struct cm_buf rec; /* the fields of the current record, each NUL-terminated */
 	struct span *fields;
 	size_t nfields, capfields;
 	int rec_has_nul;
 	/* JSON lines */
-	struct ctl_buf text;
+	struct cm_buf text;
 };
-
-void ctl_buf_free(struct ctl_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-static int buf_grow(struct ctl_buf *b, size_t more)
-{
-	if (b->len + more + 1 <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 256;
-	while (b->len + more + 1 > cap)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (!p)
-		return -1;
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-static int buf_add(struct ctl_buf *b, const char *s, size_t n)
-{
-	if (buf_grow(b, n) == -1)
-		return -1;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-static int buf_addc(struct ctl_buf *b, char c)
-{
-	if (b->len + 2 > b->cap && buf_grow(b, 1) == -1)
-		return -1;
-	b->p[b->len++] = c;
-	b->p[b->len] = '\0';
-	return 0;
-}
 
 void ctl_lead_clear(struct ctl_lead *l)
 {
@@ -330,7 +290,7 @@ static int jsonl_next(struct ctl_leadfile *lf, struct ctl_lead *out, long *line,
 		int c, nul = 0;
 		while ((c = getb(lf)) != EOF && c != '\n') {
 			nul |= c == 0;
-			if (buf_addc(&lf->text, (char)c) == -1) {
+			if (cm_buf_addc(&lf->text, (char)c) == -1) {
 				snprintf(errstr, errstr_size, "out of memory");
 				return -2;
 			}
@@ -372,13 +332,13 @@ static int end_field(struct ctl_leadfile *lf, size_t start)
 	lf->fields[lf->nfields].off = start;
 	lf->fields[lf->nfields].len = lf->rec.len - start;
 	lf->nfields++;
-	return buf_addc(&lf->rec, '\0');
+	return cm_buf_addc(&lf->rec, '\0');
 }
 
 static int add_byte(struct ctl_leadfile *lf, int c)
 {
 	lf->rec_has_nul |= c == 0;
-	return buf_addc(&lf->rec, (char)c);
+	return cm_buf_addc(&lf->rec, (char)c);
 }
 
 /* One record into lf->fields. Returns 1, 0 at the end of the file, -1 for a malformed one (errstr),
@@ -647,8 +607,8 @@ void ctl_leadfile_close(struct ctl_leadfile *lf)
 	free(lf->colname);
 	free(lf->coltype);
 	free(lf->fields);
-	ctl_buf_free(&lf->rec);
-	ctl_buf_free(&lf->text);
+	cm_buf_free(&lf->rec);
+	cm_buf_free(&lf->text);
 	free(lf);
 }
 
@@ -676,36 +636,36 @@ int ctl_leadfile_next(struct ctl_leadfile *lf, struct ctl_lead *out, long *line,
 /* ---- COPY ---- */
 
 /* Text for COPY's text format: backslash, tab, newline and carriage return escaped. */
-static int copy_text(struct ctl_buf *b, const char *s)
+static int copy_text(struct cm_buf *b, const char *s)
 {
 	if (!s)
-		return buf_add(b, "\\N", 2);
+		return cm_buf_add(b, "\\N", 2);
 	for (; *s; s++) {
 		const char *esc = *s == '\\'   ? "\\\\"
 				  : *s == '\t' ? "\\t"
 				  : *s == '\n' ? "\\n"
 				  : *s == '\r' ? "\\r"
 					       : NULL;
-		if (esc ? buf_add(b, esc, 2) : buf_addc(b, *s))
+		if (esc ? cm_buf_add(b, esc, 2) : cm_buf_addc(b, *s))
 			return -1;
 	}
 	return 0;
 }
 
-int ctl_lead_copy_row(const struct ctl_lead *l, long line, struct ctl_buf *out)
+int ctl_lead_copy_row(const struct ctl_lead *l, long line, struct cm_buf *out)
 {
 	char num[64];
 	int n = snprintf(num, sizeof(num), "%ld\t%" PRId64 "\t", line, l->id);
 	char *attrs = l->attributes ? json_dumps(l->attributes, JSON_COMPACT) : strdup("{}");
 	char *tags = l->tags ? json_dumps(l->tags, JSON_COMPACT) : strdup("[]");
 	int rc = -1;
-	if (!attrs || !tags || buf_add(out, num, (size_t)n) || copy_text(out, l->name) || buf_addc(out, '\t') ||
-	    copy_text(out, l->channel) || buf_addc(out, '\t') || copy_text(out, attrs) || buf_addc(out, '\t') ||
-	    copy_text(out, tags) || buf_addc(out, '\t') ||
+	if (!attrs || !tags || cm_buf_add(out, num, (size_t)n) || copy_text(out, l->name) || cm_buf_addc(out, '\t') ||
+	    copy_text(out, l->channel) || cm_buf_addc(out, '\t') || copy_text(out, attrs) || cm_buf_addc(out, '\t') ||
+	    copy_text(out, tags) || cm_buf_addc(out, '\t') ||
 	    copy_text(out, l->muted < 0 ? NULL
 			   : l->muted	? "t"
 					: "f") ||
-	    buf_addc(out, '\n'))
+	    cm_buf_addc(out, '\n'))
 		goto out;
 	rc = 0;
 out:

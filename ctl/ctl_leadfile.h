@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "cm_buf.h"
 #include "cm_compiler.h"
 
 enum ctl_leadfile_format { CTL_LEADS_AUTO, CTL_LEADS_JSONL, CTL_LEADS_CSV };
@@ -58,17 +59,10 @@ long long ctl_leadfile_offset(const struct ctl_leadfile *lf);
 int ctl_leadfile_next(struct ctl_leadfile *lf, struct ctl_lead *out, long *line, char *errstr,
 		      size_t errstr_size) CM_MUSTCHECK;
 
-/* A growing byte buffer. */
-struct ctl_buf {
-	char *p;
-	size_t len, cap;
-};
-void ctl_buf_free(struct ctl_buf *b);
-
 /*
  * Appends the lead as one row of PostgreSQL's COPY text format with the columns
  * (line, id, name, channel, attributes jsonb, tags jsonb, muted). Returns 0, or -1 when out of memory.
  */
-int ctl_lead_copy_row(const struct ctl_lead *l, long line, struct ctl_buf *out) CM_MUSTCHECK;
+int ctl_lead_copy_row(const struct ctl_lead *l, long line, struct cm_buf *out) CM_MUSTCHECK;
 
 #endif

@@ -247,3 +247,14 @@ size_t wk_batch_compact(const char *json, size_t len, char *out)
 	}
 	return n;
 }
+
+int wk_batch_count(const char *text, size_t len)
+{
+	struct wk_batch b;
+	struct wk_batch_msg m;
+	int n = 0, rc;
+	wk_batch_init(&b, text, len);
+	while ((rc = wk_batch_next(&b, &m)) == 1)
+		n++;
+	return rc == 0 ? n : -1;
+}

@@ -13,32 +13,10 @@
 #include "cm_pg.h"
 #include "cm_time.h"
 
-static int grow(struct wk_events *b, size_t more)
-{
-	if (b->oom)
-		return -1;
-	if (b->len + more + 1 <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + more + 1)
-		cap *= 2;
-	char *p = realloc(b->buf, cap);
-	if (!p) {
-		b->oom = 1;
-		return -1;
-	}
-	b->buf = p;
-	b->cap = cap;
-	return 0;
-}
-
 static void put(struct wk_events *b, const char *s, size_t n)
 {
-	if (grow(b, n) == -1)
-		return;
-	memcpy(b->buf + b->len, s, n);
-	b->len += n;
-	b->buf[b->len] = '\0';
+	if (!b->oom && cm_buf_add(&b->text, s, n) == -1)
+		b->oom = 1;
 }
 
 static void puts_(struct wk_events *b, const char *s)
@@ -156,11 +134,11 @@ const char *wk_events_text(struct wk_events *b)
 {
 	if (b->n == 0)
 		return b->oom ? NULL : "[]";
-	if (b->oom || grow(b, 1) == -1)
+	if (b->oom || cm_buf_reserve(&b->text, 1) == -1)
 		return NULL;
-	b->buf[b->len] = ']';
-	b->buf[b->len + 1] = '\0';
-	return b->buf; /* len stays: the closing bracket is written again after more events */
+	b->text.p[b->text.len] = ']';
+	b->text.p[b->text.len + 1] = '\0';
+	return b->text.p; /* len stays: the closing bracket is written again after more events */
 }
 
 int wk_events_insert(PGconn *c, struct wk_events *b, char *errstr, size_t errstr_size)
@@ -173,9 +151,9 @@ int wk_events_insert(PGconn *c, struct wk_events *b, char *errstr, size_t errstr
 		return -1;
 	}
 	const char *p[] = {text};
-	PGresult *r = cm_pg_query_prepared(
-		c, "bj_events", "INSERT INTO outbox (topic, key, payload) VALUES ('events', NULL, $1::jsonb)", 1, p,
-		errstr, errstr_size);
+	PGresult *r = cm_pg_query_prepared(c, "bj_events",
+					   "INSERT INTO outbox (topic, key, payload) VALUES ('events', NULL, $1::json)",
+					   1, p, errstr, errstr_size);
 	int ok = r != NULL;
 	PQclear(r);
 	return ok ? 0 : -1;
@@ -183,6 +161,6 @@ int wk_events_insert(PGconn *c, struct wk_events *b, char *errstr, size_t errstr
 
 void wk_events_free(struct wk_events *b)
 {
-	free(b->buf);
+	cm_buf_free(&b->text);
 	memset(b, 0, sizeof(*b));
 }

@@ -15,13 +15,14 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "cm_buf.h"
 #include "cm_compiler.h"
 #include "wk_store.h"
 
 /* A batch of events: the text of a JSON array of {"key", "payload"} (wk_outbox.h). Zero-initialize. */
 struct wk_events {
-	char *buf;
-	size_t len, cap, n;
+	struct cm_buf text;
+	size_t n;
 	int oom; /* an allocation failed: the batch is unusable (wk_events_insert fails) */
 };
 

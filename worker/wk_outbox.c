@@ -64,11 +64,8 @@ static int produce_batch(struct wk_outbox *o, const char *topic, const char *tex
 {
 	struct wk_batch b;
 	struct wk_batch_msg m;
-	int n = 0, rc;
-	wk_batch_init(&b, text, len);
-	while ((rc = wk_batch_next(&b, &m)) == 1)
-		n++;
-	if (rc == -1)
+	int n = wk_batch_count(text, len);
+	if (n == -1)
 		return -2;
 	if (n > room)
 		return -1;
@@ -244,17 +241,20 @@ static int become_leader(struct wk_outbox *o)
 	return got;
 }
 
-/* The relaying worker reports the outbox backlog (the others report 0: only one number counts). */
+/* The relaying worker reports the outbox backlog (the others report 0: only one number counts).
+ * payload::json: the same query before and after 009_outbox_json (jsonb -> json). */
 static void measure_backlog(struct wk_outbox *o)
 {
 	char err[256];
 	PGresult *r = cm_pg_query(o->conn,
-				  "SELECT coalesce(sum(CASE WHEN key IS NULL AND jsonb_typeof(payload) = 'array'"
-				  " THEN jsonb_array_length(payload) ELSE 1 END), 0) FROM outbox",
+				  "SELECT coalesce(sum(CASE WHEN key IS NULL AND json_typeof(payload::json) = 'array'"
+				  " THEN json_array_length(payload::json) ELSE 1 END), 0) FROM outbox",
 				  0, NULL, err, sizeof(err));
 	if (r) {
 		cm_metric_set(&wk_m_outbox_backlog, atoll(PQgetvalue(r, 0, 0)));
 		PQclear(r);
+	} else {
+		cm_log_warn("outbox: backlog not measured: %s", err);
 	}
 }
 

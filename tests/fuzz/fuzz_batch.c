@@ -24,14 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *text = (const char *)data;
 	struct wk_batch b;
 	struct wk_batch_msg m;
-	int n = 0, rc;
-	wk_batch_init(&b, text, size);
-	while ((rc = wk_batch_next(&b, &m)) == 1)
-		n++;
-	if (rc == -1)
+	int n = wk_batch_count(text, size);
+	if (n == -1)
 		return 0;
-	if (rc != 0 || wk_batch_next(&b, &m) != 0)
-		abort(); /* after the end, the end again */
 	json_error_t err;
 	json_t *all = json_loadb(text, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
 	if (!all) {
@@ -74,6 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 	}
+	for (int again = 0; again < 2; again++)
+		if (wk_batch_next(&b, &m) != 0)
+			abort(); /* the count's end, and after the end the end again */
 	free(out);
 	json_decref(all);
 	return 0;

@@ -12,6 +12,8 @@ import signal
 import time
 import uuid
 
+import requests
+
 from conftest import wait_for
 
 UTC = dt.timezone.utc
@@ -583,7 +585,7 @@ def test_an_outbox_backlog_of_big_batch_rows_is_relayed_whole_in_bounded_passes(
               "   FROM generate_series(1, 1000) i)"
               " FROM generate_series(1, 80) r")
     size = stack.sql("SELECT sum(pg_column_size(payload)) FROM outbox WHERE key IS NULL"
-                     " AND payload @> '[{\"payload\": {\"type\": \"test.backlog\"}}]'")[0][0]
+                     " AND payload::jsonb @> '[{\"payload\": {\"type\": \"test.backlog\"}}]'")[0][0]
     assert size > 2 * 2097152, f"the rows ({size} bytes stored) must need more than one pass by size"
     wait_for(lambda: stack.sql("SELECT count(*) FROM outbox")[0][0] == 0, 60, interval=0.2,
              what="the outbox to be relayed")
@@ -592,3 +594,40 @@ def test_an_outbox_backlog_of_big_batch_rows_is_relayed_whole_in_bounded_passes(
     assert len(backlog) == 80000 and len(set(backlog)) == 80000, len(backlog)
     for r in range(1, 81):
         assert [i for row, i in backlog if row == r] == list(range(1, 1001)), f"row {r} out of order"
+
+
+def test_outbox_rows_written_before_009_are_relayed_and_the_worker_runs_on_either_schema(make_stack):
+    """009 stores outbox.payload as json instead of jsonb. A worker may meet a database not migrated yet
+    (it starts before the migrate job) and sees the migration happen under it: it runs, relays and measures
+    the backlog on both schemas, and rows written as jsonb before the migration go out as they were."""
+    s = make_stack()
+    s.sql("ALTER TABLE outbox ALTER COLUMN payload TYPE jsonb USING payload::jsonb")
+    s.sql("DELETE FROM schema_migrations WHERE name = '009_outbox_json.sql'")
+    old_batch = [{"key": "1:7", "payload": {"v": 1, "type": "test.before", "n": 1}},
+                 {"key": "1:8", "payload": {"v": 1, "type": "test.before", "n": 2, "s": "a \"b\" \u00e9"}}]
+    s.sql("INSERT INTO outbox (topic, key, payload) VALUES ('events', NULL, %s::jsonb),"
+          " ('outbound', '1:7', %s::jsonb)", json.dumps(old_batch), json.dumps({"v": 1, "type": "test.before.out"}))
+    w = s.start_worker()
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    publish(s, [envelope(ids[0], lead=1, due=now(), trigger_code="demo_echo", script_request_params={"text": "a"})])
+    s.wait_job(ids[0])
+    time.sleep(1)
+    s.ctl("migrate")  # under the running worker
+    assert s.sql("SELECT data_type FROM information_schema.columns WHERE table_name = 'outbox'"
+                 " AND column_name = 'payload'") == [("json",)]
+    publish(s, [envelope(ids[1], lead=1, due=now(), trigger_code="demo_echo", script_request_params={"text": "b"})])
+    s.wait_job(ids[1])
+    time.sleep(5.5)  # the backlog is measured every 5 s: at least once on each schema
+    events = [json.loads(m.value()) for m in s.messages("events", min_count=8)]
+    assert sorted((e["type"], e.get("n")) for e in events if e["type"] == "test.before") == \
+        [("test.before", 1), ("test.before", 2)], events
+    assert [e for e in events if e.get("n") == 2][0]["s"] == "a \"b\" \u00e9"
+    for job_id in ids:
+        assert sorted(e["type"] for e in events if e.get("job_id") == job_id) == \
+            ["job.done", "job.scheduled", "job.started"], events
+    out = [json.loads(m.value()) for m in s.messages("outbound", min_count=3)]
+    assert [m for m in out if m.get("type") == "test.before.out"] == [{"v": 1, "type": "test.before.out"}], out
+    assert s.sql("SELECT count(*) FROM outbox")[0][0] == 0
+    metrics = requests.get(w.http + "/metrics", timeout=5).text
+    assert re.search(r"^botjobs_worker_outbox_batches_parsed_total 0$", metrics, re.M), metrics
+    assert "outbox:" not in w.tail(400).replace("outbox: this worker now relays the outbox", ""), w.tail(400)

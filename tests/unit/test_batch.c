@@ -92,6 +92,7 @@ Test(batch, refuses_what_it_does_not_read)
 		json_t *msgs = json_array();
 		/* -1 in the end (messages read before it don't count: the relay produces only after a whole pass) */
 		cr_expect_eq(read_all(bad[i], strlen(bad[i]), msgs), -1, "%s", bad[i]);
+		cr_expect_eq(wk_batch_count(bad[i], strlen(bad[i])), -1, "%s", bad[i]);
 		json_decref(msgs);
 	}
 }
@@ -198,5 +199,30 @@ Test(batch, gives_what_parsing_and_printing_with_jansson_gives)
 		}
 		json_decref(batch);
 		json_decref(want);
+	}
+}
+
+Test(batch, count_is_the_number_of_messages_read_to_the_end)
+{
+	static const struct {
+		const char *text;
+		int want;
+	} c[] = {
+		{"[]", 0},
+		{" [ ] ", 0},
+		{"[{\"key\":\"1:2\",\"payload\":{}}]", 1},
+		{"[{\"key\": null, \"payload\": 1}, {\"key\": \"a\", \"payload\": [1, {\"b\": []}]},"
+		 " {\"payload\": \"x\", \"key\": \"c\"}]",
+		 3},
+		{"[{\"key\":\"a\",\"payload\":1},{\"key\":\"a\",\"payload\":1}", -1}, /* no ']' */
+		{"[{\"key\":\"a\",\"payload\":1}] x", -1},
+		{"{\"key\":\"a\",\"payload\":1}", -1},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		json_t *msgs = json_array();
+		int rc = read_all(c[i].text, strlen(c[i].text), msgs);
+		cr_expect_eq(wk_batch_count(c[i].text, strlen(c[i].text)), c[i].want, "%s", c[i].text);
+		cr_expect_eq(c[i].want == -1 ? rc : (int)json_array_size(msgs), c[i].want, "%s", c[i].text);
+		json_decref(msgs);
 	}
 }

@@ -190,7 +190,7 @@ Test(leadfile, copy_rows_escape_what_copy_needs)
 	struct ctl_lead l = {.id = 12, .name = "tab\there", .channel = NULL, .muted = -1};
 	l.attributes = json_pack("{ss}", "note", "back\\slash\nnew");
 	l.tags = json_pack("[s]", "v");
-	struct ctl_buf b = {0};
+	struct cm_buf b = {0};
 	cr_assert_eq(ctl_lead_copy_row(&l, 7, &b), 0);
 	/* the JSON text escapes the newline as \n and the backslash as \\; COPY doubles every backslash */
 	cr_assert_str_eq(b.p, "7\t12\ttab\\there\t\\N\t{\"note\":\"back\\\\\\\\slash\\\\nnew\"}\t[\"v\"]\t\\N\n",
@@ -201,7 +201,7 @@ Test(leadfile, copy_rows_escape_what_copy_needs)
 	cr_assert(strstr(b.p, "\tt\n"), "muted true is t: got '%s'", b.p);
 	json_decref(l.attributes);
 	json_decref(l.tags);
-	ctl_buf_free(&b);
+	cm_buf_free(&b);
 }
 
 Test(leadfile, many_lines_keep_their_numbers)
