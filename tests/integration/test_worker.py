@@ -631,3 +631,38 @@ def test_outbox_rows_written_before_009_are_relayed_and_the_worker_runs_on_eithe
     metrics = requests.get(w.http + "/metrics", timeout=5).text
     assert re.search(r"^botjobs_worker_outbox_batches_parsed_total 0$", metrics, re.M), metrics
     assert "outbox:" not in w.tail(400).replace("outbox: this worker now relays the outbox", ""), w.tail(400)
+
+
+def test_a_claim_of_many_bots_and_targets_runs_each_job_with_its_own(make_stack):
+    """The state of a claim's jobs is read in one query, each bot and each target once, for the first job
+    that names it, and shared with the other jobs' (wk_run.c: SNAPSHOT_SQL). Jobs of two bots whose
+    triggers have the same codes, by code and by id, interleaved, one naming a missing trigger and one a
+    missing bot, all claimed at once: each ran its own bot's trigger, and the two fail with their reasons."""
+    s = make_stack()
+    s.sql("INSERT INTO bots (id, business_id, name) SELECT 2, business_id, 'second' FROM bots WHERE id = 1")
+    s.sql("INSERT INTO bot_attributes (bot_id, key, value) VALUES (1, 'who', '\"one\"'), (2, 'who', '\"two\"')")
+    for bot in (1, 2):
+        for tid, code in ((901, "ta"), (902, "tb")):
+            s.sql("INSERT INTO triggers (bot_id, id, code, body) VALUES (%s, %s, %s, %s)", bot, tid, code,
+                  f"return '{code}{bot}:' + bot.getAttr('who') + ':' + botId + ':' + leadId;")
+        s.sql("INSERT INTO leads (bot_id, id, name) SELECT %s, i, 'lead ' || i FROM generate_series(1, 40) i"
+              " ON CONFLICT DO NOTHING", bot)
+    want, jobs = {}, []
+    for n in range(40):
+        bot, code = 1 + n % 2, ("ta", "tb")[(n // 2) % 2]
+        job_id = str(uuid.uuid4())
+        by_id = n % 3 == 0
+        jobs.append((job_id, bot, n + 1, None if by_id else code, 901 if code == "ta" else 902 if by_id else None))
+        want[job_id] = f"{code}{bot}:{('one', 'two')[bot - 1]}:{bot}:{n + 1}"
+    missing_trigger, missing_bot = str(uuid.uuid4()), str(uuid.uuid4())
+    jobs += [(missing_trigger, 1, 39, "nope", None), (missing_bot, 3, 1, "ta", None)]
+    for job_id, bot, lead, code, tid in jobs:
+        s.sql("INSERT INTO jobs (job_id, bot_id, lead_id, target_kind, target_code, target_id, due_at)"
+              " VALUES (%s, %s, %s, 'trigger', %s, %s, now())", job_id, bot, lead, code, tid)
+    s.start_worker()
+    for job_id in want:
+        s.wait_job(job_id)
+    got = dict(s.sql("SELECT job_id::text, result #>> '{}' FROM jobs WHERE job_id = ANY(%s::uuid[])", list(want)))
+    assert got == want
+    assert s.wait_job(missing_trigger, states=("failed",))["last_error"] == "trigger 'nope' does not exist in bot 1"
+    assert s.wait_job(missing_bot, states=("failed",))["last_error"] == "bot 3 does not exist"
