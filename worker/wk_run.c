@@ -27,8 +27,8 @@ const char *wk_outcome_name(enum wk_outcome o)
  * and the worker parsed them each time (W1b, bench/profile.py: worker CPU 0.065 -> 0.059 ms per job). */
 static const char SNAPSHOT_SQL[] =
 	"SELECT x.i, json_build_object("
-	" 'bot', CASE WHEN x.first_bot THEN (SELECT json_build_object('id', b.id, 'name', b.name, 'business_id', "
-	"b.business_id,"
+	" 'bot', CASE WHEN x.first_bot THEN (SELECT json_build_object('id', b.id, 'name', b.name,"
+	"          'business_id', b.business_id,"
 	"          'attributes', coalesce((SELECT jsonb_object_agg(a.key, a.value) FROM bot_attributes a"
 	"                                  WHERE a.bot_id = b.id), '{}'::jsonb))"
 	"         FROM bots b WHERE b.id = x.bot_id) END,"
@@ -38,8 +38,8 @@ static const char SNAPSHOT_SQL[] =
 	"            WHERE bot_id = x.bot_id AND id = x.ticket_id) t),"
 	" 'target', CASE WHEN NOT x.first_target THEN NULL"
 	"   WHEN x.kind = 'trigger' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, condition, script_id,"
-	"        version FROM triggers WHERE bot_id = x.bot_id AND (id = x.target_id OR code = x.target_code) LIMIT 1) "
-	"t)"
+	"        version FROM triggers WHERE bot_id = x.bot_id AND (id = x.target_id OR code = x.target_code)"
+	"        LIMIT 1) t)"
 	"   WHEN x.kind = 'script' THEN (SELECT row_to_json(t) FROM (SELECT id, code, body, version"
 	"        FROM scripts WHERE bot_id = x.bot_id AND (id = x.target_id OR code = x.target_code) LIMIT 1) t)"
 	"   WHEN x.kind = 'broadcast' THEN (SELECT row_to_json(t) FROM (SELECT b.id, b.code, b.body, b.condition,"
