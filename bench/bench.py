@@ -153,7 +153,12 @@ def section(r):
                 for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "early")] + (
             [f"| w2: {r['jobs']:,} jobs over {r['spread_sec']} s | per repetition: PostgreSQL checkpoints during it; "
              f"runs whose job was stored < 100 ms before its due time | {r['checkpoints']}; {r['stored_late']} |"]
-            if "checkpoints" in r else [])
+            if "checkpoints" in r else []) + [
+            f"| w2: {r['jobs']:,} jobs over {r['spread_sec']} s | repetition {i + 1}: runs > 100 ms late (due "
+            f"between), max; log lines around them (in the .json) | {t['late_runs']} ({t['first_due']} - "
+            f"{t['last_due']}), {t['max_ms']} ms; worker {len(t['worker_log'])}, PostgreSQL {len(t['pg_log'])}, "
+            f"broker warnings {len(t['kafka_warnings'])} |"
+            for i, t in enumerate(r.get("tails") or []) if t]
     if n == "w3":
         lab = f"w3: {r['rate']:,}/s for {r['secs']} s, {r['conns']} connections, {r['workers']} worker"
         names = [("e2e_p50_ms", "HTTP send -> trigger start p50 ms"), ("e2e_p90_ms", "send -> start p90 ms"),

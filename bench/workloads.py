@@ -168,7 +168,7 @@ def w2(b, n, spread, reps):
             late = w2_pass(b, s, n, spread)
             pooled += late
             results.append({**lateness_stats(late), "checkpoints": checkpoints(s) - ckpt,
-                            "stored_late": stored_late(s)})
+                            "stored_late": stored_late(s), "tail": tail_evidence(b, s)})
     finally:
         mems = [mem.stop()]
         stop_workers(s)
@@ -177,7 +177,56 @@ def w2(b, n, spread, reps):
             "lateness": distribution(pooled),
             # Why a pass has a tail, when it has one: PostgreSQL checkpoints during the pass (their fsyncs
             # stall commits), and runs whose job was stored less than 100 ms before its due time.
-            "checkpoints": [r["checkpoints"] for r in results], "stored_late": [r["stored_late"] for r in results]}
+            "checkpoints": [r["checkpoints"] for r in results], "stored_late": [r["stored_late"] for r in results],
+            "tails": [r["tail"] for r in results]}
+
+
+TAIL_MS = 100  # a run this late in W2 is a tail worth the logs
+
+
+def log_lines(path, since, until, parse, keep, limit=30):
+    """Lines of a log whose leading timestamp (parse(line) -> aware datetime or None) is in [since, until]
+    and that keep(line) accepts; at most `limit`, each cut to 300 characters."""
+    out = []
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                t = parse(line)
+                if t is not None and since <= t <= until and keep(line):
+                    out.append(line.rstrip()[:300])
+                    if len(out) >= limit:
+                        break
+    except OSError as e:
+        out.append(f"({path}: {e})")
+    return out
+
+
+def _ts(text, fmt):
+    try:
+        return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+def tail_evidence(b, s):
+    """When a W2 pass had runs more than TAIL_MS late (an intermittent tail, docs/benchmarks.md): which runs,
+    and what the worker, PostgreSQL and the broker logged around them — so that the next tail can be
+    explained. None for a pass without one."""
+    row = s.sql("SELECT count(*), min(r.due_at), max(r.due_at), max(extract(epoch FROM r.started_at - r.due_at))"
+                " FROM job_runs r WHERE r.started_at - r.due_at > %s * interval '1 millisecond'", TAIL_MS)[0]
+    if not row[0]:
+        return None
+    since, until = row[1] - dt.timedelta(seconds=3), row[2] + dt.timedelta(seconds=3)
+    worker = log_lines(s.dir / "worker0.log", since, until,
+                       lambda x: _ts(x[:23], "%Y-%m-%dT%H:%M:%S.%f"),
+                       lambda x: " info " not in x[:40] and " debug " not in x[:40])
+    pg = log_lines(b.dir / "pg" / "server.log", since, until,
+                   lambda x: _ts(x[:23], "%Y-%m-%d %H:%M:%S.%f"), lambda x: True)
+    kafka = log_lines(b.dir / "kafka" / "kafka.log", since, until,
+                      lambda x: _ts(x[1:24], "%Y-%m-%d %H:%M:%S,%f"),
+                      lambda x: "WARN" in x[:40] or "ERROR" in x[:40])
+    return {"late_runs": row[0], "first_due": rfc3339(row[1]), "last_due": rfc3339(row[2]),
+            "max_ms": round(float(row[3]) * 1000, 1), "worker_log": worker, "pg_log": pg, "kafka_warnings": kafka}
 
 
 def checkpoints(s):
