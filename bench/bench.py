@@ -154,7 +154,7 @@ def section(r):
             [f"| w2: {r['jobs']:,} jobs over {r['spread_sec']} s | per repetition: PostgreSQL checkpoints during it; "
              f"runs whose job was stored < 100 ms before its due time | {r['checkpoints']}; {r['stored_late']} |"]
             if "checkpoints" in r else []) + [
-            f"| w2: {r['jobs']:,} jobs over {r['spread_sec']} s | repetition {i + 1}: runs > 100 ms late (due "
+            f"| w2: {r['jobs']:,} jobs over {r['spread_sec']} s | repetition {i + 1}: runs > 20 ms late (due "
             f"between), max; log lines around them (in the .json) | {t['late_runs']} ({t['first_due']} - "
             f"{t['last_due']}), {t['max_ms']} ms; worker {len(t['worker_log'])}, PostgreSQL {len(t['pg_log'])}, "
             f"broker warnings {len(t['kafka_warnings'])} |"
