@@ -13,35 +13,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cm_buf.h"
 #include "cm_frame.h"
 #include "cm_time.h"
 
 struct buf {
-	char *p;
-	size_t len, cap, max;
+	struct cm_buf text;
+	size_t max;
 	int over;
 };
 
 static int buf_put(const char *s, size_t n, void *arg)
 {
 	struct buf *b = arg;
-	if (b->len - CM_FRAME_HEADER + n > b->max) {
+	if (b->text.len - CM_FRAME_HEADER + n > b->max) {
 		b->over = 1;
 		return -1;
 	}
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return -1;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	return 0;
+	return cm_buf_add(&b->text, s, n);
 }
 
 /* Waits until fd is ready for events: 1 ready, 0 deadline passed, -1 error. */
@@ -108,22 +97,22 @@ int cm_frame_write(int fd, const json_t *msg, size_t max, int64_t deadline_us, c
 	struct buf b = {.max = max};
 	static const char zero[CM_FRAME_HEADER];
 	if (buf_put(zero, sizeof(zero), &b) == -1 || json_dump_callback(msg, buf_put, &b, JSON_COMPACT) == -1 ||
-	    b.len == CM_FRAME_HEADER) {
+	    b.text.len == CM_FRAME_HEADER) {
 		int rc = b.over ? CM_FRAME_TOO_LARGE : CM_FRAME_ERROR;
 		if (b.over)
 			snprintf(errstr, errstr_size, "frame larger than %zu bytes", max);
 		else
 			snprintf(errstr, errstr_size, "cannot serialize a frame (out of memory or not an object)");
-		free(b.p);
+		cm_buf_free(&b.text);
 		return rc;
 	}
-	size_t n = b.len - CM_FRAME_HEADER;
-	b.p[0] = (char)(n >> 24);
-	b.p[1] = (char)(n >> 16);
-	b.p[2] = (char)(n >> 8);
-	b.p[3] = (char)n;
-	int rc = write_all(fd, b.p, b.len, deadline_us, errstr, errstr_size);
-	free(b.p);
+	size_t n = b.text.len - CM_FRAME_HEADER;
+	b.text.p[0] = (char)(n >> 24);
+	b.text.p[1] = (char)(n >> 16);
+	b.text.p[2] = (char)(n >> 8);
+	b.text.p[3] = (char)n;
+	int rc = write_all(fd, b.text.p, b.text.len, deadline_us, errstr, errstr_size);
+	cm_buf_free(&b.text);
 	return rc;
 }
 
